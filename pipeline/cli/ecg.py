@@ -1,0 +1,99 @@
+"""ECG commands: predict, scalogram, evaluate ecg, train ecg."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipeline.cli import app, evaluate_app, train_app
+from pipeline.errors import UserError
+
+
+@app.command()
+def predict(
+    records: list[Path] = typer.Argument(..., help="WFDB records: record.hea, record.dat, record.mat or the bare name."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name in the store (NAME or NAME@RUN), a model folder, or 'rule'. Default: ecg-default."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per record."),
+    backend: str = typer.Option("auto", help="auto (ONNX Runtime when exported), onnx or torch."),
+) -> None:
+    """Classify the rhythm of 12-lead ECG records (SB / AFIB / GSVT / SR)."""
+    from pipeline.ecg.predict import predict_paths, resolve_model
+
+    loaded = resolve_model(model, backend=backend)
+    results, notes = predict_paths(loaded, records)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    for result in results:
+        if as_json:
+            typer.echo(json.dumps(result))
+        else:
+            probs = "  ".join(f"{c}={p:.3f}" for c, p in result["probabilities"].items())
+            typer.echo(f"{result['record']}\t{result['label']}\t{probs}")
+
+
+@app.command()
+def scalogram(
+    record: Path = typer.Argument(..., help="WFDB record to draw."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
+    config: Optional[Path] = typer.Option(None, "--config", help="ECG config YAML (default: configs/ecg/ecg-default.yaml)."),
+) -> None:
+    """Write a labelled picture of a record's stacked 12-lead scalograms."""
+    from pipeline.config import CONFIG_DIR, EcgConfig, load_config
+    from pipeline.ecg.plots import plot_scalogram
+    from pipeline.ecg.prepare import prepare_record
+    from pipeline.io.ecg import read_record
+
+    if out.suffix.lower() != ".png":
+        raise UserError(f"output {out} must end in .png")
+    cfg = load_config(config or CONFIG_DIR / "ecg" / "ecg-default.yaml", EcgConfig)
+    prepared = prepare_record(read_record(record), cfg)
+    plot_scalogram(prepared, cfg, out)
+    typer.echo(str(out))
+
+
+@evaluate_app.command("ecg")
+def evaluate_ecg(
+    data: Path = typer.Argument(..., help="Folder of WFDB records (labels from #Dx) or a manifest CSV."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name, NAME@RUN, folder, or 'rule'."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json and confusion.png."),
+    backend: str = typer.Option("auto", help="auto, onnx or torch."),
+) -> None:
+    """Record-level accuracy, macro-F1, per-class metrics and the rule baseline on labelled records."""
+    from pipeline.ecg.evaluate import evaluate_folder
+
+    report = evaluate_folder(data, model, backend=backend, out=out)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        base = report["baseline"]
+        typer.echo(
+            f"{report['model']}: accuracy {report['accuracy']:.3f} (95% CI {report['accuracy_ci95'][0]:.3f}-"
+            f"{report['accuracy_ci95'][1]:.3f}), macro-F1 {report['macro_f1']:.3f} on {report['n_records']} records "
+            f"({report['n_skipped']} skipped); rule baseline accuracy {base['accuracy']:.3f}"
+        )
+
+
+@train_app.command("ecg")
+def train_ecg_command(
+    config: Path = typer.Option(..., "--config", "-c", help="ECG config YAML (configs/ecg/*.yaml)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of WFDB records or manifest CSV (default: config's data)."),
+    cv: bool = typer.Option(True, "--cv/--no-cv", help="Run k-fold cross-validation before the final fit."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Also copy the model folder here."),
+) -> None:
+    """Train an ECG classifier, cross-validate it beside the rule baseline, publish it to the store."""
+    from pipeline.config import EcgConfig, load_config
+    from pipeline.ecg.train import train_ecg
+
+    cfg = load_config(config, EcgConfig)
+    source = data or (Path(cfg.data) if cfg.data else None)
+    if source is None:
+        raise UserError("no training data: pass --data DIR or set 'data' in the config")
+    result = train_ecg(cfg, source, cv=cv, bundle_dir=bundle)
+    cvm = result["metrics"].get("cross_validation")
+    if cvm:
+        typer.echo(f"cv accuracy {cvm['accuracy']:.4f} (rule {cvm['baseline']['accuracy']:.4f}), macro-F1 {cvm['macro_f1']:.4f}")
+    typer.echo(result["uri"])

@@ -1,0 +1,129 @@
+"""YAML configs validated by pydantic; every output stores the resolved config beside it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors (a typo must not be ignored)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class EcgPreprocess(StrictModel):
+    fs: float = Field(500.0, gt=0, description="Sampling rate every record is resampled to (Hz).")
+    median_windows_s: list[float] = Field(
+        default_factory=lambda: [0.2, 0.6],
+        description="Two-stage median filter windows (s) whose output is the baseline removed.",
+    )
+    bandpass_hz: tuple[float, float] | None = Field(
+        None, description="Optional Butterworth band-limit (low, high) in Hz after baseline removal."
+    )
+    duration_s: float = Field(10.0, gt=0, description="Expected record length (s).")
+    short_records: Literal["pad", "reject"] = "pad"
+    min_duration_s: float = Field(8.0, gt=0, description="Shorter records are rejected even with pad.")
+
+
+class EcgScalogram(StrictModel):
+    wavelet: str = Field("cmor1.5-1.0", description="pywt complex-Morlet name cmorB-C.")
+    n_scales: int = Field(64, ge=4, le=256)
+    f_min_hz: float = Field(0.5, gt=0)
+    f_max_hz: float = Field(100.0, gt=0)
+    window_s: float = Field(1.0, gt=0)
+    scale_rows_per_lead: int = Field(
+        16, ge=1, description="Rows per lead after antialiased resize of the scale axis."
+    )
+    time_cols_per_window: int = Field(
+        64, ge=8, description="Columns per window after antialiased resize of the time axis."
+    )
+
+    @model_validator(mode="after")
+    def _check_band(self) -> "EcgScalogram":
+        if self.f_min_hz >= self.f_max_hz:
+            raise ValueError("f_min_hz must be below f_max_hz")
+        if self.scale_rows_per_lead > self.n_scales:
+            raise ValueError("scale_rows_per_lead cannot exceed n_scales")
+        return self
+
+
+class EcgModel(StrictModel):
+    name: Literal["timm_cnn", "cnn1d", "cnn_lstm", "rule"] = "cnn_lstm"
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model.")
+    rhythm_features: bool = Field(
+        True, description="Feed heart-rate and RR-irregularity features into the network head."
+    )
+
+
+class EcgAugment(StrictModel):
+    time_shift: bool = True
+    lead_dropout_p: float = Field(0.1, ge=0, le=1)
+    gain_db: float = Field(2.0, ge=0, description="Random gain range (+/- dB) on the log scalogram.")
+
+
+class EcgTrain(StrictModel):
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(8, ge=1, description="Early-stopping patience in epochs on validation loss.")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    folds: int = Field(5, ge=2)
+    device: str = "auto"
+    augment: EcgAugment = Field(default_factory=EcgAugment)
+
+
+class EcgConfig(StrictModel):
+    name: str = "ecg-default"
+    seed: int = 0
+    data: str | None = Field(None, description="Folder of WFDB records or a manifest CSV.")
+    classes: list[str] = Field(default_factory=lambda: ["SB", "AFIB", "GSVT", "SR"])
+    preprocess: EcgPreprocess = Field(default_factory=EcgPreprocess)
+    scalogram: EcgScalogram = Field(default_factory=EcgScalogram)
+    model: EcgModel = Field(default_factory=EcgModel)
+    train: EcgTrain = Field(default_factory=EcgTrain)
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def load_config(path: str | Path, model: type[ConfigT]) -> ConfigT:
+    """Read a YAML file into ``model``; any problem becomes a one-line ``UserError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"config {path} is not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"config {path} must be a YAML mapping at the top level")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise UserError(f"config {path} is invalid: {problems}") from exc
+
+
+def config_hash(config: BaseModel) -> str:
+    """Short content hash of a resolved config (keys sorted), for cache keys and run ids."""
+    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def dump_config(config: BaseModel) -> str:
+    """The resolved config as YAML text, stored beside every output."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

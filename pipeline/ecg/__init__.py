@@ -1,0 +1,1 @@
+"""ECG rhythm classification: record preparation, training, evaluation, prediction."""

@@ -1,0 +1,127 @@
+"""One WFDB record -> every model input (stacked scalogram, raw signal, rhythm features)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import EcgConfig
+from pipeline.errors import UserError
+from pipeline.io.ecg import EcgRecord, read_record, record_base, to_standard_leads
+from pipeline.labels import RhythmLabel, rhythm_label
+from pipeline.transforms import ecg as ecg_tf
+from pipeline.transforms.rhythm import rhythm_features
+from pipeline.transforms.scalogram import ScalogramSpec, stacked_scalogram
+
+SIGNAL_RATE_HZ = 100.0  # the 1D CNN sees the filtered signal at 100 Hz (rhythm needs no more)
+
+
+@dataclass
+class PreparedRecord:
+    """Model inputs of one record.
+
+    Attributes:
+        name: record name.
+        image: (12 * rows_per_lead, n_windows * cols_per_window) stacked scalogram.
+        signal: (12, n_windows * 100) filtered, normalised signal at 100 Hz.
+        features: (6,) rhythm features (see ``pipeline.transforms.rhythm``).
+        label: rhythm label from ``#Dx``.
+        note: message for the user (padding, extra windows) or None.
+    """
+
+    name: str
+    image: np.ndarray
+    signal: np.ndarray
+    features: np.ndarray
+    label: RhythmLabel
+    note: str | None = None
+
+
+def preprocess_signal(record: EcgRecord, cfg: EcgConfig) -> tuple[np.ndarray, str | None]:
+    """12 standard leads, resampled, baseline-free, band-limited (optional), trimmed/padded."""
+    pre = cfg.preprocess
+    x = to_standard_leads(record)
+    x = ecg_tf.resample(x, record.fs, pre.fs)
+    x = ecg_tf.remove_baseline(x, pre.fs, pre.median_windows_s)
+    if pre.bandpass_hz is not None:
+        x = ecg_tf.bandpass(x, pre.fs, pre.bandpass_hz)
+    return ecg_tf.fit_length(
+        x, pre.fs, cfg.scalogram.window_s, pre.duration_s, pre.short_records, pre.min_duration_s, record.name
+    )
+
+
+def prepare_record(record: EcgRecord, cfg: EcgConfig) -> PreparedRecord:
+    """Every model input for ``record`` under ``cfg``."""
+    x, note = preprocess_signal(record, cfg)
+    fs = cfg.preprocess.fs
+    features = rhythm_features(x, fs)
+    x = ecg_tf.normalise(x)
+    image = stacked_scalogram(x, ScalogramSpec.from_config(cfg.scalogram, fs))
+    slow = ecg_tf.resample(x, fs, SIGNAL_RATE_HZ)
+    return PreparedRecord(record.name, image, slow, features, rhythm_label(record.dx_codes), note)
+
+
+def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None) -> PreparedRecord:
+    """``prepare_record(read_record(path))`` with an optional on-disk cache keyed by content + config."""
+    if cache_dir is None:
+        return prepare_record(read_record(path), cfg)
+    base = record_base(path)
+    digest = hashlib.sha256()
+    for suffix in (".hea", ".mat", ".dat"):
+        candidate = base.with_suffix(suffix)
+        if candidate.exists():
+            digest.update(candidate.read_bytes())
+    cached = cache_dir / f"{base.name}-{digest.hexdigest()[:16]}.npz"
+    if cached.exists():
+        with np.load(cached, allow_pickle=False) as data:
+            label = RhythmLabel(str(data["status"]), str(data["label"]) or None, tuple(data["classes"].tolist()))
+            return PreparedRecord(base.name, data["image"], data["signal"], data["features"], label)
+    prepared = prepare_record(read_record(path), cfg)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        image=prepared.image,
+        signal=prepared.signal,
+        features=prepared.features,
+        status=prepared.label.status,
+        label=prepared.label.label or "",
+        classes=np.array(prepared.label.classes, dtype=str),
+    )
+    tmp = cached.with_suffix(".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(cached)
+    return prepared
+
+
+def find_records(data: str | Path) -> list[Path]:
+    """Record paths (without extension) in a folder, or listed in a manifest CSV.
+
+    A manifest CSV needs a ``record`` column (path relative to the CSV, or a name found
+    beside it, optionally under a ``source`` subfolder).
+    """
+    data = Path(data)
+    if data.is_dir():
+        records = sorted(p.with_suffix("") for p in data.glob("*.hea"))
+        if not records:
+            raise UserError(f"no WFDB records (*.hea) in {data}")
+        return records
+    if data.is_file() and data.suffix.lower() == ".csv":
+        import csv
+
+        with data.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows or "record" not in rows[0]:
+            raise UserError(f"manifest {data} needs a 'record' column")
+        paths = []
+        for row in rows:
+            base = data.parent / row.get("source", "") / row["record"]
+            paths.append(record_base(base))
+        return paths
+    if not data.exists():
+        raise UserError(f"no such data folder or manifest: {data}")
+    raise UserError(f"{data} is neither a folder of WFDB records nor a manifest .csv")

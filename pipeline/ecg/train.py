@@ -1,0 +1,203 @@
+"""Train and cross-validate ECG rhythm classifiers; publish self-describing model folders."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from tqdm.auto import tqdm
+
+from pipeline.config import EcgConfig, config_hash, dump_config
+from pipeline.ecg.prepare import PreparedRecord, find_records, prepare_path
+from pipeline.errors import UserError
+from pipeline.evaluation import classification_report, plot_confusion
+from pipeline.models.rule import rule_predict
+from pipeline.transforms.rhythm import feature_vector_for_network
+
+
+@dataclass
+class EcgDataset:
+    """Prepared, labelled records plus what was skipped and why."""
+
+    records: list[PreparedRecord]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def labels(self, classes: list[str]) -> np.ndarray:
+        return np.array([classes.index(r.label.label) for r in self.records])
+
+    def features(self) -> np.ndarray:
+        return np.stack([r.features for r in self.records])
+
+
+def load_dataset(cfg: EcgConfig, data: str | Path, cache_dir: Path | None = None, progress: bool = True) -> EcgDataset:
+    """Prepare every record under ``data``; unreadable or unlabelled records are skipped with a reason."""
+    paths = find_records(data)
+    records, skipped = [], []
+    for path in tqdm(paths, desc="prepare records", disable=not progress, leave=False):
+        try:
+            prepared = prepare_path(path, cfg, cache_dir)
+        except UserError as exc:
+            skipped.append((path.name, str(exc)))
+            continue
+        if prepared.label.status != "ok" or prepared.label.label not in cfg.classes:
+            skipped.append((path.name, f"label {prepared.label.describe()}"))
+            continue
+        records.append(prepared)
+    if not records:
+        raise UserError(f"no usable labelled records in {data} ({len(skipped)} skipped)")
+    return EcgDataset(records, skipped)
+
+
+def build_arrays(dataset: EcgDataset, cfg: EcgConfig, input_kind: str):
+    from pipeline.training import ArrayData
+
+    if input_kind == "scalogram":
+        inputs = np.stack([r.image for r in dataset.records])
+    else:
+        inputs = np.stack([r.signal for r in dataset.records])
+    n_features = 6 if cfg.model.rhythm_features else 0
+    features = feature_vector_for_network(dataset.features()) if n_features else np.zeros((len(inputs), 1), np.float32)
+    return ArrayData(inputs.astype(np.float32), features.astype(np.float32), dataset.labels(cfg.classes)), n_features
+
+
+def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | None, desc: str, progress: bool = True):
+    """Split a validation part off ``train_data`` (stratified), fit, return the trained model."""
+    from pipeline.device import resolve_device, seed_everything
+    from pipeline.ecg.inputs import make_input_fn
+    from pipeline.models import create_model
+    from pipeline.training import fit
+
+    seed_everything(cfg.seed)
+    model = create_model(cfg.model.name, n_classes=len(cfg.classes), n_features=n_features, **cfg.model.args)
+    index = np.arange(len(train_data))
+    fit_idx, val_idx = train_test_split(
+        index, test_size=cfg.train.val_fraction, stratify=train_data.labels, random_state=cfg.seed
+    )
+    to_input = make_input_fn(model.input_kind, cfg.scalogram.time_cols_per_window, cfg.train.augment)
+    result = fit(
+        model, train_data.subset(fit_idx), train_data.subset(val_idx),
+        epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
+        weight_decay=cfg.train.weight_decay, patience=cfg.train.patience,
+        device=resolve_device(cfg.train.device), to_model_input=to_input, n_classes=len(cfg.classes),
+        checkpoint=checkpoint, seed=cfg.seed, desc=desc, progress=progress,
+    )
+    return model, result, to_input
+
+
+def input_kind_of(cfg: EcgConfig) -> str:
+    if cfg.model.name == "rule":
+        return "rule"
+    from pipeline.models import create_model
+
+    return create_model(cfg.model.name, n_classes=len(cfg.classes), **{
+        k: v for k, v in cfg.model.args.items() if k != "pretrained"
+    }).input_kind
+
+
+def cross_validate(cfg: EcgConfig, dataset: EcgDataset, work_dir: Path, progress: bool = True) -> dict:
+    """Stratified k-fold by record: the model and the rule baseline on the same folds."""
+    labels = dataset.labels(cfg.classes)
+    folds = StratifiedKFold(cfg.train.folds, shuffle=True, random_state=cfg.seed)
+    model_pred = np.zeros(len(labels), dtype=int)
+    rule_pred = rule_predict(dataset.features(), tuple(cfg.classes)).argmax(1)
+    fold_acc, rule_fold_acc = [], []
+    kind = input_kind_of(cfg)
+    arrays = n_features = None
+    if kind != "rule":
+        arrays, n_features = build_arrays(dataset, cfg, kind)
+    for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(labels)), labels)):
+        if kind == "rule":
+            pred = rule_pred[test_idx]
+        else:
+            from pipeline.training import predict_logits
+            from pipeline.device import resolve_device
+
+            model, _, to_input = fit_model(
+                cfg, arrays.subset(train_idx), n_features, work_dir / f"fold{fold}.pt", f"fold {fold + 1}/{cfg.train.folds}", progress
+            )
+            logits = predict_logits(model, arrays.subset(test_idx), resolve_device(cfg.train.device), to_input)
+            pred = logits.argmax(1)
+        model_pred[test_idx] = pred
+        fold_acc.append(float((pred == labels[test_idx]).mean()))
+        rule_fold_acc.append(float((rule_pred[test_idx] == labels[test_idx]).mean()))
+    report = classification_report(labels, model_pred, cfg.classes)
+    baseline = classification_report(labels, rule_pred, cfg.classes)
+    report.update(
+        fold_accuracy=fold_acc, mean_fold_accuracy=float(np.mean(fold_acc)),
+        n_records=len(labels), n_skipped=len(dataset.skipped), folds=cfg.train.folds,
+        errors=[{"record": dataset.records[i].name, "true": cfg.classes[labels[i]], "predicted": cfg.classes[model_pred[i]]}
+                for i in np.flatnonzero(model_pred != labels)],
+    )
+    baseline.update(fold_accuracy=rule_fold_acc, mean_fold_accuracy=float(np.mean(rule_fold_acc)))
+    report["baseline"] = baseline
+    return report
+
+
+def train_ecg(cfg: EcgConfig, data: str | Path, store=None, cv: bool = True, progress: bool = True,
+              bundle_dir: Path | None = None) -> dict:
+    """Cross-validate (optional), fit on all records, publish the model to the store.
+
+    Returns:
+        ``{"uri", "run_id", "metrics"}``; the run folder holds model.json / model.pt /
+        model.onnx, config.yaml, metrics.json, confusion.png and MODEL_CARD.md.
+    """
+    from pipeline.store import Store, new_run_id, validate_id
+
+    validate_id(cfg.name, "model name")
+    store = store or Store.open()
+    started = time.perf_counter()
+    cache = Path(store.path("features", "ecg", config_hash(cfg.preprocess) + config_hash(cfg.scalogram))) if store.is_local else None
+    dataset = load_dataset(cfg, data, cache, progress)
+    run_id = new_run_id()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        metrics: dict = {"n_records": len(dataset.records), "n_skipped": len(dataset.skipped),
+                         "skipped": [{"record": n, "reason": r} for n, r in dataset.skipped]}
+        if cv:
+            metrics["cross_validation"] = cross_validate(cfg, dataset, out, progress)
+        cv_seconds = time.perf_counter() - started
+        kind = input_kind_of(cfg)
+        model, n_features, extra = None, 0, {}
+        if kind != "rule":
+            arrays, n_features = build_arrays(dataset, cfg, kind)
+            model, result, _ = fit_model(cfg, arrays, n_features, out / "final.pt", "final fit", progress)
+            extra = {"best_epoch": result.best_epoch, "history": result.history}
+        metrics["seconds"] = {"cross_validation": round(cv_seconds, 1), "total": round(time.perf_counter() - started, 1)}
+        bundle = out / "bundle"
+        save_bundle_dir(bundle, cfg, model, kind, n_features, metrics, extra, run_id)
+        files = {p.name: p for p in sorted(bundle.iterdir())}
+        uri = store.publish_run(("models", "ecg", cfg.name, run_id), files, kind="model", config=cfg.model_dump(mode="json"),
+                                metrics=_headline(metrics), inputs=[{"uri": str(data), "records": len(dataset.records)}])
+        store.set_latest(("models", "ecg", cfg.name), run_id)
+        if bundle_dir is not None:
+            bundle_dir.mkdir(parents=True, exist_ok=True)
+            for name, path in files.items():
+                (bundle_dir / name).write_bytes(path.read_bytes())
+    return {"uri": uri, "run_id": run_id, "metrics": metrics}
+
+
+def save_bundle_dir(folder: Path, cfg, model, kind, n_features, metrics, extra, run_id) -> None:
+    from pipeline.ecg.bundle import save_bundle
+    from pipeline.ecg.model_card import write_model_card
+
+    save_bundle(folder, cfg, model, kind if kind != "rule" else "features", n_features, {"run_id": run_id, **extra})
+    (folder / "config.yaml").write_text(dump_config(cfg))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if "cross_validation" in metrics:
+        cvm = metrics["cross_validation"]
+        plot_confusion(cvm["confusion"], cfg.classes, folder / "confusion.png",
+                       f"{cfg.name}: {cfg.train.folds}-fold CV, acc {cvm['accuracy']:.3f}")
+    write_model_card(folder / "MODEL_CARD.md", cfg, metrics, extra)
+
+
+def _headline(metrics: dict) -> dict:
+    cvm = metrics.get("cross_validation")
+    if not cvm:
+        return {"n_records": metrics["n_records"]}
+    return {"cv_accuracy": cvm["accuracy"], "cv_macro_f1": cvm["macro_f1"], "cv_accuracy_ci95": cvm["accuracy_ci95"],
+            "rule_cv_accuracy": cvm["baseline"]["accuracy"], "n_records": metrics["n_records"]}

@@ -1,0 +1,154 @@
+"""Generic supervised fit loop: early stopping, class weights, AMP on CUDA, resumable checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@dataclass
+class ArrayData:
+    """In-memory samples: model inputs, rhythm features and integer labels (same length)."""
+
+    inputs: np.ndarray
+    features: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> "ArrayData":
+        return ArrayData(self.inputs[index], self.features[index], self.labels[index])
+
+
+@dataclass
+class FitResult:
+    state_dict: dict
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 (classes absent from ``labels`` get weight 1)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def fit(
+    model: nn.Module,
+    train: ArrayData,
+    val: ArrayData,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    patience: int,
+    device: torch.device,
+    to_model_input: Callable[[torch.Tensor, bool], torch.Tensor],
+    n_classes: int,
+    checkpoint: Path | None = None,
+    seed: int = 0,
+    desc: str = "train",
+    progress: bool = True,
+) -> FitResult:
+    """Train with AdamW + cosine schedule, keep the weights with the lowest validation loss.
+
+    Args:
+        to_model_input: turns a batch of stored inputs into the model input; its second
+            argument says whether to augment (training batches only).
+        checkpoint: file rewritten after every epoch; when it exists, training resumes
+            from it (same model, optimiser, schedule, best weights and history).
+    """
+    model.to(device)
+    criterion = nn.CrossEntropyLoss(weight=class_weights(train.labels, n_classes).to(device))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train) / batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    generator = np.random.default_rng(seed)
+    start, best_loss, best_epoch, stale = 0, math.inf, -1, 0
+    best_state = copy.deepcopy(model.state_dict())
+    history: list[dict] = []
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        start, best_loss, best_epoch, stale = saved["epoch"] + 1, saved["best_loss"], saved["best_epoch"], saved["stale"]
+        best_state, history = saved["best_state"], saved["history"]
+        generator = np.random.default_rng(seed + start)
+
+    bar = tqdm(range(start, epochs), desc=desc, disable=not progress, leave=False, initial=start, total=epochs)
+    for epoch in bar:
+        if stale >= patience:
+            break
+        model.train()
+        order = generator.permutation(len(train))
+        running = 0.0
+        for begin in range(0, len(order), batch_size):
+            index = order[begin : begin + batch_size]
+            if len(index) < 2:  # BatchNorm needs two samples
+                continue
+            inputs = to_model_input(torch.from_numpy(train.inputs[index]), True).to(device)
+            features = torch.from_numpy(train.features[index]).to(device)
+            labels = torch.from_numpy(train.labels[index]).long().to(device)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = criterion(model(inputs, features), labels)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            schedule.step()
+            running += loss.item() * len(index)
+        val_loss, val_acc = evaluate_loss(model, val, criterion, device, to_model_input, batch_size)
+        history.append({"epoch": epoch, "train_loss": running / len(train), "val_loss": val_loss, "val_accuracy": val_acc})
+        if val_loss < best_loss - 1e-4:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}", acc=f"{val_acc:.3f}")
+        if checkpoint is not None:
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save(
+                {
+                    "model": model.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                    "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch, "stale": stale,
+                    "best_state": best_state, "history": history,
+                },
+                tmp,
+            )
+            tmp.replace(checkpoint)
+    model.load_state_dict(best_state)
+    return FitResult(best_state, best_epoch, history)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, data: ArrayData, device: torch.device, to_model_input: Callable, batch_size: int = 64
+) -> np.ndarray:
+    """(n_samples, n_classes) logits in evaluation mode."""
+    model.eval().to(device)
+    out = []
+    for begin in range(0, len(data), batch_size):
+        inputs = to_model_input(torch.from_numpy(data.inputs[begin : begin + batch_size]), False).to(device)
+        features = torch.from_numpy(data.features[begin : begin + batch_size]).to(device)
+        out.append(model(inputs, features).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def evaluate_loss(model, data: ArrayData, criterion, device, to_model_input, batch_size) -> tuple[float, float]:
+    logits = predict_logits(model, data, device, to_model_input, batch_size)
+    loss = criterion(torch.from_numpy(logits).to(device), torch.from_numpy(data.labels).long().to(device)).item()
+    return float(loss), float((logits.argmax(1) == data.labels).mean())

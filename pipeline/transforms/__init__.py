@@ -1,0 +1,1 @@
+"""Signal transforms: filtering, windowing, time-frequency images."""

@@ -1,0 +1,91 @@
+"""ECG preprocessing: resampling, median-filter baseline removal, band-limit, normalisation, length."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from scipy import ndimage, signal
+
+from pipeline.errors import UserError
+
+
+def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Polyphase resampling along the last axis (anti-aliased).
+
+    Args:
+        x: (..., n_samples) signal sampled at ``fs_in`` Hz.
+    Returns:
+        (..., round(n_samples * fs_out / fs_in)) float32 signal at ``fs_out`` Hz.
+    """
+    if math.isclose(fs_in, fs_out):
+        return x.astype(np.float32, copy=False)
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+
+
+def remove_baseline(x: np.ndarray, fs: float, windows_s: list[float]) -> np.ndarray:
+    """Subtract the baseline estimated by cascaded median filters (classic 200 ms + 600 ms).
+
+    The first stage removes QRS complexes, the second P and T waves; what is left is
+    baseline wander, subtracted from the input.
+
+    Args:
+        x: (leads, n_samples) signal.
+        fs: sampling rate in Hz.
+        windows_s: median window lengths in seconds, applied in order.
+    """
+    if not windows_s:
+        return x.astype(np.float32, copy=False)
+    baseline = x
+    for seconds in windows_s:
+        width = max(1, int(round(seconds * fs)) | 1)  # odd width keeps the filter centred
+        baseline = ndimage.median_filter(baseline, size=(1, width), mode="nearest")
+    return (x - baseline).astype(np.float32)
+
+
+def bandpass(x: np.ndarray, fs: float, band_hz: tuple[float, float]) -> np.ndarray:
+    """Zero-phase 4th-order Butterworth band-pass along the last axis."""
+    low, high = band_hz
+    high = min(high, 0.45 * fs)
+    sos = signal.butter(4, [low, high], btype="bandpass", fs=fs, output="sos")
+    return signal.sosfiltfilt(sos, x, axis=-1).astype(np.float32)
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Per-record scaling: one robust scale for all leads, so lead ratios are kept."""
+    centred = x - np.median(x, axis=-1, keepdims=True)
+    scale = float(np.median(np.std(centred, axis=-1)))
+    if scale < 1e-6:
+        scale = float(np.std(centred)) or 1.0
+    return (centred / scale).astype(np.float32)
+
+
+def fit_length(
+    x: np.ndarray, fs: float, window_s: float, duration_s: float, short: str, min_duration_s: float, name: str
+) -> tuple[np.ndarray, str | None]:
+    """Trim to whole windows; pad records shorter than ``duration_s`` (or reject them).
+
+    Longer records keep every whole window (more images per record).
+
+    Returns:
+        The (leads, n_windows * window_len) signal and a note for the user, or None.
+    """
+    n = x.shape[-1]
+    window = int(round(window_s * fs))
+    target = int(round(duration_s * fs))
+    seconds = n / fs
+    if n < target:
+        if short == "reject" or seconds < min_duration_s:
+            raise UserError(
+                f"{name} lasts {seconds:.2f} s; at least {min_duration_s if short == 'pad' else duration_s:g} s "
+                "is needed (set preprocess.short_records / min_duration_s to change this)"
+            )
+        pad = target - n
+        return np.pad(x, ((0, 0), (0, pad))), f"{name}: {seconds:.2f} s record zero-padded to {duration_s:g} s"
+    n_windows = n // window
+    note = None
+    if n > target:
+        note = f"{name}: {seconds:.2f} s record gives {n_windows} windows"
+    return x[:, : n_windows * window], note
