@@ -28,6 +28,9 @@ class EcgPreprocess(StrictModel):
         default_factory=lambda: [0.2, 0.6],
         description="Two-stage median filter windows (s) whose output is the baseline removed.",
     )
+    median_rate_hz: float | None = Field(
+        100.0, gt=0, description="Rate the median filters run at (baseline interpolated back); null = full rate."
+    )
     bandpass_hz: tuple[float, float] | None = Field(
         None, description="Optional Butterworth band-limit (low, high) in Hz after baseline removal."
     )

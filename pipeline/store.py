@@ -4,12 +4,26 @@ Layout (relative to the root)::
 
     models/<task>/<name>/<run_id>/...      + models/<task>/<name>/latest.json
     reports/<kind>/<run_id>/...
-    stems/<track_id>/<run_id>/...
+    stems/<track_id>/<run_id>/...          + stems/<track_id>/latest.json
     features/<kind>/<config_hash>/<input_sha256>.npy
 
-Every run folder gets a ``manifest.json`` written **last**; readers ignore folders without
-one, so an interrupted write is never mistaken for a result. Local files are written to a
-temporary name and renamed into place.
+The root comes from the argument, else ``PIPELINE_STORE``, else the repository's
+``artifacts/`` folder; ``s3://bucket/prefix`` (or any fsspec URL) works the same way, with
+filesystem options (``endpoint_url``, ``key``, ``secret``...) from ``PIPELINE_STORE_OPTIONS``
+(a JSON object) or the standard ``AWS_*`` variables.
+
+Write protocol (what makes concurrent and interrupted writers safe):
+
+1. A writer claims its run folder: ``<run>/.writer`` is created exclusively (``O_EXCL`` on
+   disk, a conditional ``If-None-Match`` PUT on S3); a second writer of the same run id fails
+   instead of interleaving files. Run ids are a UTC timestamp plus 32 random bits, so two
+   writers of the same track get different folders in practice.
+2. Outputs are written (local: temporary file, fsync, rename; S3: one PUT per object, which
+   is atomic).
+3. ``manifest.json`` is written **last** (outputs with sha256 and size, resolved config,
+   metrics, inputs, versions, flow run id). Readers ignore folders without a valid manifest,
+   so a write killed midway is never taken for a result.
+4. ``latest.json`` is written only after the manifest exists and only points at complete runs.
 """
 
 from __future__ import annotations
@@ -20,8 +34,11 @@ import json
 import os
 import re
 import secrets
+import socket
+import sys
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +49,16 @@ from pipeline import __version__
 from pipeline.errors import UserError
 
 MANIFEST = "manifest.json"
+LATEST = "latest.json"
+CLAIM = ".writer"
 MANIFEST_SCHEMA_VERSION = 1
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "artifacts"
+OPTIONS_ENV = "PIPELINE_STORE_OPTIONS"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class RunExistsError(UserError):
+    """Another writer already claimed (or completed) this run folder."""
 
 
 def validate_id(value: str, what: str = "id") -> str:
@@ -47,9 +71,19 @@ def validate_id(value: str, what: str = "id") -> str:
     return value
 
 
+def _check_part(part: str) -> str:
+    """A path component handed to ``Store.path``: relative, no ``..``/``.``/empty segments."""
+    if not isinstance(part, str) or not part or part.startswith("/") or "\\" in part or "\x00" in part:
+        raise UserError(f"invalid store path component {part!r}")
+    if any(seg in ("", ".", "..") for seg in part.split("/")):
+        raise UserError(f"invalid store path component {part!r}")
+    return part
+
+
 def new_run_id() -> str:
-    """Sortable, unique run id: UTC timestamp plus random suffix."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """Sortable, unique run id: UTC timestamp (microseconds) plus 32 random bits."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond:06d}Z-" + secrets.token_hex(4)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -73,29 +107,70 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
+def current_flow_run_id() -> str | None:
+    """Prefect flow run id when called inside a flow run (never imports Prefect itself)."""
+    if "prefect" in sys.modules:
+        try:
+            from prefect.runtime import flow_run
+
+            if flow_run.id:
+                return str(flow_run.id)
+        except Exception:  # noqa: BLE001 - outside a run, or an older Prefect
+            pass
+    return os.environ.get("PREFECT__FLOW_RUN_ID")
+
+
+def _options_from_env() -> dict[str, Any]:
+    text = os.environ.get(OPTIONS_ENV)
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{OPTIONS_ENV} must be a JSON object: {exc}") from exc
+    if not isinstance(options, dict):
+        raise UserError(f"{OPTIONS_ENV} must be a JSON object")
+    return options
+
+
+def _fsync_write(path: str | os.PathLike, write) -> None:
+    with open(path, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 @dataclass(frozen=True)
 class Store:
     """An artifact store rooted at a local folder or any fsspec URL (``s3://bucket/prefix``)."""
 
     root: str
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
-    def open(cls, root: str | os.PathLike | None = None) -> "Store":
-        """Root from the argument, else ``PIPELINE_STORE``, else the repo's ``artifacts/``."""
+    def open(cls, root: str | os.PathLike | None = None, options: dict[str, Any] | None = None) -> "Store":
+        """Root from the argument, else ``PIPELINE_STORE``, else the repo's ``artifacts/``.
+
+        ``options`` (else ``PIPELINE_STORE_OPTIONS``, JSON) go to the fsspec filesystem, e.g.
+        ``{"endpoint_url": "http://127.0.0.1:9000"}`` for MinIO.
+        """
         chosen = root or os.environ.get("PIPELINE_STORE") or DEFAULT_ROOT
         text = str(chosen)
+        if text.startswith("file://"):
+            text = text[len("file://"):]
         if "://" not in text:
             text = str(Path(text).expanduser().resolve())
-        return cls(text.rstrip("/"))
+        opts = dict(options) if options is not None else _options_from_env()
+        return cls(text.rstrip("/") or "/", opts)
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        fs, _ = fsspec.core.url_to_fs(self.root)
+        fs, _ = fsspec.core.url_to_fs(self.root, **self.options)
         return fs
 
     @property
     def _base(self) -> str:
-        return fsspec.core.url_to_fs(self.root)[1]
+        return fsspec.core.url_to_fs(self.root, **self.options)[1].rstrip("/")
 
     @property
     def is_local(self) -> bool:
@@ -103,29 +178,35 @@ class Store:
 
     def path(self, *parts: str) -> str:
         """Filesystem path (no protocol) of ``parts`` under the root."""
-        return "/".join([self._base, *parts])
+        return "/".join([self._base, *(_check_part(p) for p in parts)])
 
     def uri(self, *parts: str) -> str:
         """Full URI of ``parts`` under the root, as shown to users."""
-        return "/".join([self.root, *parts])
+        return "/".join([self.root, *(_check_part(p) for p in parts)])
+
+    def _fresh(self, *parts: str) -> fsspec.AbstractFileSystem:
+        """The filesystem with listing caches dropped (other writers may have changed them)."""
+        fs = self.fs
+        if not self.is_local:
+            fs.invalidate_cache(self.path(*parts) if parts else None)
+        return fs
 
     # -- writing -------------------------------------------------------------------------
     def put_bytes(self, data: bytes, *parts: str) -> str:
-        """Write ``data`` at ``parts``; atomic on local disk (temp file + rename)."""
+        """Write ``data`` at ``parts``; atomic on local disk (temp file + fsync + rename), one PUT on S3."""
         target = self.path(*parts)
         if self.is_local:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=Path(target).parent)
+            os.close(fd)
             try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                _fsync_write(tmp, lambda handle: handle.write(data))
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         else:
-            with self.fs.open(target, "wb") as handle:
-                handle.write(data)
+            self.fs.pipe_file(target, data)
         return self.uri(*parts)
 
     def put_file(self, source: str | Path, *parts: str) -> str:
@@ -135,10 +216,14 @@ class Store:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=Path(target).parent)
             os.close(fd)
-            try:
-                with open(source, "rb") as src, open(tmp, "wb") as dst:
+
+            def copy(handle) -> None:
+                with open(source, "rb") as src:
                     while block := src.read(1 << 20):
-                        dst.write(block)
+                        handle.write(block)
+
+            try:
+                _fsync_write(tmp, copy)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -146,6 +231,47 @@ class Store:
         else:
             self.fs.put_file(str(source), target)
         return self.uri(*parts)
+
+    def claim_run(self, *prefix: str) -> None:
+        """Create ``<prefix>/.writer`` exclusively; raise ``RunExistsError`` if another writer has it."""
+        for part in prefix:
+            validate_id(part, "store path component")
+        if self.read_manifest(*prefix) is not None:
+            raise RunExistsError(f"run {self.uri(*prefix)} already exists (runs are immutable)")
+        claim = json.dumps({
+            "host": socket.gethostname(), "pid": os.getpid(), "token": secrets.token_hex(8),
+            "claimed_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }).encode()
+        target = self.path(*prefix, CLAIM)
+        try:
+            if self.is_local:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(claim)
+            else:
+                self._exclusive_put(target, claim)
+        except FileExistsError as exc:
+            raise RunExistsError(f"run {self.uri(*prefix)} is being written by another writer") from exc
+
+    def _exclusive_put(self, target: str, data: bytes) -> None:
+        fs = self._fresh()
+        try:
+            # S3 conditional write: fails with 412 when the key exists (atomic on AWS, MinIO, moto).
+            fs.pipe_file(target, data, IfNoneMatch="*")
+        except FileExistsError:
+            raise
+        except (OSError, TypeError, ValueError) as exc:
+            message = str(exc)
+            if "PreconditionFailed" in message or "412" in message or "At least one of the pre-conditions" in message:
+                raise FileExistsError(target) from exc
+            if isinstance(exc, TypeError) or "NotImplemented" in message:
+                # A backend without conditional writes: check, then write (narrow race only).
+                if fs.exists(target):
+                    raise FileExistsError(target) from exc
+                fs.pipe_file(target, data)
+                return
+            raise
 
     def publish_run(
         self,
@@ -160,24 +286,35 @@ class Store:
     ) -> str:
         """Copy ``files`` (name -> local path) under ``prefix`` and write the manifest last.
 
-        Returns the URI of the run folder. The manifest lists every output with its
-        checksum so a reader can verify what it fetched.
+        The run folder is claimed first (a second writer of the same ``prefix`` gets
+        ``RunExistsError``), and completed runs are never overwritten.
+
+        Returns:
+            The URI of the run folder. The manifest lists every output with its sha256 and
+            size so a reader can verify what it fetched.
         """
+        prefix = tuple(prefix)
         for part in prefix:
             validate_id(part, "store path component")
+        for name in files:
+            validate_id(name, "file name")
+            if name in (MANIFEST, LATEST, CLAIM):
+                raise UserError(f"file name {name!r} is reserved by the store")
+        self.claim_run(*prefix)
         outputs = []
         for name, source in files.items():
-            validate_id(name, "file name")
+            digest, size = sha256_file(source), os.path.getsize(source)
             self.put_file(source, *prefix, name)
-            outputs.append({"path": name, "sha256": sha256_file(source), "bytes": os.path.getsize(source)})
+            outputs.append({"path": name, "sha256": digest, "bytes": size})
         manifest = {
             "schema_version": MANIFEST_SCHEMA_VERSION,
             "kind": kind,
             "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "run_id": prefix[-1],
-            "flow_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
+            "flow_run_id": current_flow_run_id(),
             "package_version": __version__,
             "versions": software_versions(),
+            "writer": {"host": socket.gethostname(), "pid": os.getpid()},
             "config": config or {},
             "inputs": inputs or [],
             "outputs": outputs,
@@ -188,61 +325,141 @@ class Store:
         return self.uri(*prefix)
 
     def set_latest(self, prefix: tuple[str, ...], run_id: str) -> None:
-        """Point ``<prefix>/latest.json`` at ``run_id`` (written after the run's manifest)."""
+        """Point ``<prefix>/latest.json`` at ``run_id``; the run must already have its manifest."""
         validate_id(run_id, "run id")
-        pointer = {"run_id": run_id, "uri": self.uri(*prefix, run_id)}
-        self.put_bytes(json.dumps(pointer).encode(), *prefix, "latest.json")
+        if self.read_manifest(*prefix, run_id) is None:
+            raise UserError(f"cannot point latest at {self.uri(*prefix, run_id)}: it has no manifest")
+        pointer = {"run_id": run_id, "uri": self.uri(*prefix, run_id),
+                   "updated_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        self.put_bytes(json.dumps(pointer).encode(), *prefix, LATEST)
+
+    def sweep_incomplete(self, *prefix: str, older_than_s: float = 24 * 3600) -> list[str]:
+        """Delete run folders under ``prefix`` that never got a manifest and are older than ``older_than_s``.
+
+        Returns the removed run ids. Folders still being written (recent claim) are kept.
+        """
+        fs = self._fresh(*prefix)
+        removed = []
+        for name in self._child_dirs(*prefix):
+            if self.read_manifest(*prefix, name) is not None:
+                continue
+            try:
+                info = fs.info(self.path(*prefix, name, CLAIM))
+                mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+                age = time.time() - (mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime))
+            except (FileNotFoundError, TypeError, ValueError):
+                age = float("inf")
+            if age >= older_than_s:
+                fs.rm(self.path(*prefix, name), recursive=True)
+                removed.append(name)
+        return removed
 
     # -- reading -------------------------------------------------------------------------
-    def read_manifest(self, *parts: str) -> dict[str, Any] | None:
-        """The manifest of a run folder, or None when the folder is incomplete or absent."""
+    def read_json(self, *parts: str) -> Any | None:
+        """Parsed JSON at ``parts``, or None when absent or unreadable."""
         try:
-            with self.fs.open(self.path(*parts, MANIFEST), "rb") as handle:
+            with self._fresh(*parts[:-1]).open(self.path(*parts), "rb") as handle:
                 return json.loads(handle.read())
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
 
-    def list_runs(self, *prefix: str) -> list[str]:
-        """Run ids under ``prefix`` that have a manifest, oldest first."""
+    def read_manifest(self, *parts: str) -> dict[str, Any] | None:
+        """The manifest of a run folder, or None when the folder is incomplete, absent or corrupt."""
+        manifest = self.read_json(*parts, MANIFEST)
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("outputs"), list):
+            return None
+        return manifest
+
+    def _child_dirs(self, *prefix: str) -> list[str]:
         try:
-            entries = self.fs.ls(self.path(*prefix), detail=True)
-        except FileNotFoundError:
+            entries = self._fresh(*prefix).ls(self.path(*prefix), detail=True)
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        runs = []
+        names = []
         for entry in entries:
             name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-            if entry["type"] == "directory" and self.fs.exists(self.path(*prefix, name, MANIFEST)):
-                runs.append(name)
-        return sorted(runs)
+            if entry["type"] == "directory" and not name.startswith("."):
+                names.append(name)
+        return sorted(names)
+
+    def list_dir(self, *prefix: str) -> list[str]:
+        """Names of the sub-folders under ``prefix`` (e.g. track ids under ``stems``)."""
+        return self._child_dirs(*prefix)
+
+    def list_runs(self, *prefix: str) -> list[str]:
+        """Run ids under ``prefix`` that have a valid manifest, oldest first."""
+        return [name for name in self._child_dirs(*prefix) if self.read_manifest(*prefix, name) is not None]
 
     def latest(self, *prefix: str) -> str | None:
         """Run id that ``latest.json`` points at, else the newest complete run."""
-        try:
-            with self.fs.open(self.path(*prefix, "latest.json"), "rb") as handle:
-                run_id = json.loads(handle.read())["run_id"]
+        pointer = self.read_json(*prefix, LATEST)
+        run_id = pointer.get("run_id") if isinstance(pointer, dict) else None
+        if isinstance(run_id, str) and _ID_PATTERN.match(run_id) and ".." not in run_id:
             if self.read_manifest(*prefix, run_id) is not None:
                 return run_id
-        except (FileNotFoundError, KeyError, json.JSONDecodeError):
-            pass
         runs = self.list_runs(*prefix)
         return runs[-1] if runs else None
 
-    def get_file(self, parts: tuple[str, ...], destination: str | Path) -> Path:
-        """Download one stored file to a local path (atomically)."""
+    def verify_run(self, *prefix: str) -> list[str]:
+        """Problems with a run folder (missing manifest, missing output, size or sha256 mismatch); empty if sound."""
+        manifest = self.read_manifest(*prefix)
+        if manifest is None:
+            return [f"{self.uri(*prefix)}: no manifest"]
+        problems = []
+        fs = self._fresh(*prefix)
+        for output in manifest["outputs"]:
+            name = output.get("path", "")
+            try:
+                validate_id(name, "file name")
+                digest = hashlib.sha256()
+                with fs.open(self.path(*prefix, name), "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+            except (FileNotFoundError, UserError) as exc:
+                problems.append(f"{name}: {exc.__class__.__name__}")
+                continue
+            if digest.hexdigest() != output.get("sha256"):
+                problems.append(f"{name}: sha256 mismatch")
+        return problems
+
+    def get_file(self, parts: tuple[str, ...], destination: str | Path, sha256: str | None = None) -> Path:
+        """Download one stored file to a local path (atomically); check ``sha256`` when given."""
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=destination.parent)
         os.close(fd)
         try:
             self.fs.get_file(self.path(*parts), tmp)
+            if sha256 is not None and sha256_file(tmp) != sha256:
+                raise UserError(f"{self.uri(*parts)} does not match its manifest checksum (corrupt or replaced)")
             os.replace(tmp, destination)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return destination
 
+    def fetch_run(self, prefix: tuple[str, ...], destination: str | Path,
+                  names: list[str] | None = None) -> dict[str, Path]:
+        """Download a complete run's outputs (all, or ``names``) into ``destination``, verified by checksum."""
+        for part in prefix:
+            validate_id(part, "store path component")
+        manifest = self.read_manifest(*prefix)
+        if manifest is None:
+            raise UserError(f"no complete run at {self.uri(*prefix)}")
+        wanted = {o["path"]: o for o in manifest["outputs"]}
+        if names is not None:
+            missing = [n for n in names if n not in wanted]
+            if missing:
+                raise UserError(f"{self.uri(*prefix)} has no {', '.join(missing)} (has {', '.join(wanted)})")
+            wanted = {n: wanted[n] for n in names}
+        fetched = {}
+        for name, output in wanted.items():
+            validate_id(name, "file name")
+            fetched[name] = self.get_file((*prefix, name), Path(destination) / name, output.get("sha256"))
+        return fetched
+
     def local_copy(self, *parts: str) -> Path:
-        """A local path for a stored file: itself on local disk, else a cached download."""
+        """A local path for a stored (immutable) file: itself on local disk, else a cached download."""
         if self.is_local:
             return Path(self.path(*parts))
         cache = Path(tempfile.gettempdir()) / "pipeline-store-cache" / hashlib.sha256(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import EcgConfig
+from pipeline.config import EcgConfig, config_hash
 from pipeline.errors import UserError
 from pipeline.io.ecg import EcgRecord, read_record, record_base, to_standard_leads
 from pipeline.labels import RhythmLabel, rhythm_label
@@ -46,7 +46,7 @@ def preprocess_signal(record: EcgRecord, cfg: EcgConfig) -> tuple[np.ndarray, st
     pre = cfg.preprocess
     x = to_standard_leads(record)
     x = ecg_tf.resample(x, record.fs, pre.fs)
-    x = ecg_tf.remove_baseline(x, pre.fs, pre.median_windows_s)
+    x = ecg_tf.remove_baseline(x, pre.fs, pre.median_windows_s, pre.median_rate_hz)
     if pre.bandpass_hz is not None:
         x = ecg_tf.bandpass(x, pre.fs, pre.bandpass_hz)
     return ecg_tf.fit_length(
@@ -66,7 +66,11 @@ def prepare_record(record: EcgRecord, cfg: EcgConfig) -> PreparedRecord:
 
 
 def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None) -> PreparedRecord:
-    """``prepare_record(read_record(path))`` with an optional on-disk cache keyed by content + config."""
+    """``prepare_record(read_record(path))`` with an optional on-disk cache.
+
+    Cache entries live under ``cache_dir/<preprocess+scalogram config hash>/`` and are named
+    by the record's content hash, so a changed file or config never reads a stale entry.
+    """
     if cache_dir is None:
         return prepare_record(read_record(path), cfg)
     base = record_base(path)
@@ -75,13 +79,14 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
         candidate = base.with_suffix(suffix)
         if candidate.exists():
             digest.update(candidate.read_bytes())
-    cached = cache_dir / f"{base.name}-{digest.hexdigest()[:16]}.npz"
+    key = config_hash(cfg.preprocess) + config_hash(cfg.scalogram)
+    cached = cache_dir / key / f"{base.name}-{digest.hexdigest()[:16]}.npz"
     if cached.exists():
         with np.load(cached, allow_pickle=False) as data:
             label = RhythmLabel(str(data["status"]), str(data["label"]) or None, tuple(data["classes"].tolist()))
             return PreparedRecord(base.name, data["image"], data["signal"], data["features"], label)
     prepared = prepare_record(read_record(path), cfg)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(
         buffer,

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from tqdm.auto import tqdm
 
-from pipeline.config import EcgConfig, config_hash, dump_config
+from pipeline.config import EcgConfig, dump_config
 from pipeline.ecg.prepare import PreparedRecord, find_records, prepare_path
 from pipeline.errors import UserError
 from pipeline.evaluation import classification_report, plot_confusion
@@ -101,6 +101,7 @@ def input_kind_of(cfg: EcgConfig) -> str:
 
 def cross_validate(cfg: EcgConfig, dataset: EcgDataset, work_dir: Path, progress: bool = True) -> dict:
     """Stratified k-fold by record: the model and the rule baseline on the same folds."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     labels = dataset.labels(cfg.classes)
     folds = StratifiedKFold(cfg.train.folds, shuffle=True, random_state=cfg.seed)
     model_pred = np.zeros(len(labels), dtype=int)
@@ -151,7 +152,7 @@ def train_ecg(cfg: EcgConfig, data: str | Path, store=None, cv: bool = True, pro
     validate_id(cfg.name, "model name")
     store = store or Store.open()
     started = time.perf_counter()
-    cache = Path(store.path("features", "ecg", config_hash(cfg.preprocess) + config_hash(cfg.scalogram))) if store.is_local else None
+    cache = Path(store.path("features", "ecg")) if store.is_local else None
     dataset = load_dataset(cfg, data, cache, progress)
     run_id = new_run_id()
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,9 +105,8 @@ def read_record(path: str | os.PathLike) -> EcgRecord:
         UserError: missing/unreadable files, truncated or mismatched signal files,
             missing or implausible sampling rate, NaN or flat leads.
     """
-    import wfdb
-
     base = _check_paths(path)
+    wfdb = _import_wfdb()
     header_path = base.with_suffix(".hea")
     try:
         header_text = header_path.read_text(errors="replace")
@@ -115,7 +115,9 @@ def read_record(path: str | os.PathLike) -> EcgRecord:
     if "\x00" in header_text[:4096]:
         raise UserError(f"{header_path} is not a WFDB header (binary content)")
     try:
-        header = wfdb.rdheader(str(base))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # wfdb's pandas deprecation noise
+            header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for malformed headers
         raise UserError(f"{header_path} is not a valid WFDB header: {_one_line(exc)}") from exc
     if not _header_fs_present(header_text):
@@ -130,7 +132,9 @@ def read_record(path: str | os.PathLike) -> EcgRecord:
         if not os.access(signal_file, os.R_OK):
             raise UserError(f"cannot read {signal_file}: permission denied")
     try:
-        record = wfdb.rdrecord(str(base))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            record = wfdb.rdrecord(str(base))
     except Exception as exc:
         raise UserError(
             f"cannot read the signal of {base.name}: {_one_line(exc)} (truncated or not matching its header?)"
@@ -178,6 +182,14 @@ def to_standard_leads(record: EcgRecord) -> np.ndarray:
             f"12-lead models need all of I, II, III, aVR, aVL, aVF, V1-V6 (missing {', '.join(missing)})"
         )
     return record.signal[[index[lead] for lead in STANDARD_LEADS]]
+
+
+def _import_wfdb():
+    """wfdb, with its pandas deprecation warnings silenced (they are not the user's concern)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import wfdb
+    return wfdb
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.labels import CLASSES
 from pipeline.transforms.rhythm import FEATURE_NAMES
 
-DEFAULT_THRESHOLDS = {"irregular_rr_cv": 0.12, "brady_bpm": 60.0, "tachy_bpm": 100.0}
+DEFAULT_THRESHOLDS = {"irregular_rr_cv": 0.10, "brady_bpm": 60.0, "tachy_bpm": 100.0}
 
 
 def rule_predict(features: np.ndarray, classes: tuple[str, ...] = CLASSES, **thresholds) -> np.ndarray:

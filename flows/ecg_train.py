@@ -1,0 +1,135 @@
+"""``ecg-train``: ingest -> scalograms (mapped, cached by content) -> train -> evaluate -> publish.
+
+Nightly on the ``gpu`` pool (see prefect.yaml). Locally: ``pipeline flow run ecg-train
+--config configs/ecg/ecg-default.yaml`` or ``python flows/ecg_train.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import flows  # noqa: E402,F401  (ephemeral-mode defaults before Prefect is imported)
+from prefect import flow  # noqa: E402
+
+from flows._common import resolve_config  # noqa: E402
+from flows.features import DEFAULT_CONFIG, run_scalograms  # noqa: E402
+from flows.tasks import (  # noqa: E402
+    Progress,
+    classification_rows,
+    confusion_markdown,
+    evaluate_ecg_task,
+    ingest_dataset,
+    local_path,
+    localize,
+    markdown_table,
+    model_folder,
+    publish_report,
+    publish_ui,
+    safe_id,
+    train_ecg_task,
+)
+
+FLOW = "ecg-train"
+
+
+def report_markdown(cfg, result: dict, evaluation: dict, dataset: dict, features: dict, eval_label: str,
+                    report_uri: str | None = None) -> str:
+    """The run report: data version, CV (model vs rule), evaluation confusion matrix, links."""
+    metrics = result["metrics"]
+    lines = [
+        f"# ecg-train: {cfg.name} run {result['run_id']}",
+        "",
+        f"* model: `{result['uri']}` ({cfg.model.name})",
+        f"* data: `{dataset['uri']}` (version {dataset['version']}, {dataset['n_files']} files,"
+        f" {features['n_usable']}/{features['n_records']} records usable)",
+        f"* feature cache: `{features['cache_dir']}`",
+    ]
+    if report_uri:
+        lines.append(f"* report: `{report_uri}`")
+    cvm = metrics.get("cross_validation")
+    if cvm:
+        lines += ["", f"## {cvm['folds']}-fold cross-validation (held-out records)", "",
+                  markdown_table(["", "accuracy", "95% CI", "macro-F1"], [
+                      [cfg.model.name, cvm["accuracy"], f"{cvm['accuracy_ci95'][0]:.3f}-{cvm['accuracy_ci95'][1]:.3f}",
+                       cvm["macro_f1"]],
+                      ["rule baseline", cvm["baseline"]["accuracy"],
+                       f"{cvm['baseline']['accuracy_ci95'][0]:.3f}-{cvm['baseline']['accuracy_ci95'][1]:.3f}",
+                       cvm["baseline"]["macro_f1"]],
+                  ]), "", "Confusion (out-of-fold):", "", confusion_markdown(cvm["confusion"], cvm["classes"])]
+    lines += ["", f"## Evaluation on {eval_label}", "",
+              markdown_table(["", "accuracy", "macro-F1", "records"], [
+                  [evaluation["model"], evaluation["accuracy"], evaluation["macro_f1"], evaluation["n_records"]],
+                  ["rule baseline", evaluation["baseline"]["accuracy"], evaluation["baseline"]["macro_f1"],
+                   evaluation["n_records"]],
+              ]), "", confusion_markdown(evaluation["confusion"], evaluation["classes"])]
+    if features["skipped"]:
+        lines += ["", "## Skipped records", "",
+                  markdown_table(["record", "reason"], [[s["record"], s.get("reason", s["status"])]
+                                                       for s in features["skipped"][:50]])]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name=FLOW, log_prints=True)
+def ecg_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str | None = None, cv: bool = True,
+              eval_data: str | None = None, task_runner: str = "threads", max_workers: int = 2) -> dict:
+    """Train an ECG rhythm classifier and publish it, its report and UI artifacts.
+
+    Args:
+        config: ECG config YAML (``configs/ecg/*.yaml``).
+        data: folder (or fsspec URL) of WFDB records; default: the config's ``data``.
+        store: artifact store root; default ``PIPELINE_STORE`` or the repo's ``artifacts/``.
+        cv: k-fold cross-validation (model and rule baseline) before the final fit.
+        eval_data: labelled records to evaluate on; default: the training data (in-sample).
+        task_runner: ``threads``, ``dask`` or a Dask scheduler address for the scalogram step.
+        max_workers: parallel scalogram workers.
+    """
+    from pipeline.config import EcgConfig, load_config
+    from pipeline.errors import UserError
+
+    config = resolve_config(config)
+    cfg = load_config(config, EcgConfig)
+    source = data or cfg.data
+    if not source:
+        raise UserError("no training data: pass data= or set 'data' in the config")
+    progress = Progress(FLOW, f"{cfg.name}: ingest, scalograms, train, evaluate, publish")
+    local = localize(source)
+    dataset = ingest_dataset(local, "ecg-" + safe_id("-".join(Path(local_path(source)).parts[-2:])), store)
+    progress.update(10, f"dataset {dataset['version']} ({dataset['n_files']} files)")
+    features = run_scalograms(config, local, store, task_runner, max_workers)
+    progress.update(40, f"scalograms for {features['n_usable']}/{features['n_records']} records")
+    result = train_ecg_task(config, local, store, cv)
+    progress.update(80, f"trained {result['uri']}")
+    folder = model_folder(store, ("models", "ecg", cfg.name, result["run_id"]))
+    eval_source = localize(eval_data) if eval_data else local
+    evaluation = evaluate_ecg_task(eval_source, folder)
+    eval_label = f"`{eval_data}`" if eval_data else "the training records (in-sample; see CV for held-out)"
+    summary = {
+        "model_uri": result["uri"], "model_run_id": result["run_id"], "dataset_uri": dataset["uri"],
+        "evaluation": {k: evaluation[k] for k in ("accuracy", "macro_f1", "accuracy_ci95", "n_records")},
+        "rule_baseline": {k: evaluation["baseline"][k] for k in ("accuracy", "macro_f1")},
+    }
+    cvm = result["metrics"].get("cross_validation")
+    if cvm:
+        summary["cross_validation"] = {"accuracy": cvm["accuracy"], "macro_f1": cvm["macro_f1"],
+                                       "rule_accuracy": cvm["baseline"]["accuracy"]}
+    markdown = report_markdown(cfg, result, evaluation, dataset, features, eval_label)
+    report_uri = publish_report(
+        store, ("reports", FLOW), {"report.md": markdown, "evaluation.json": json.dumps(evaluation, indent=2)},
+        config=cfg.model_dump(mode="json"), metrics=summary,
+        inputs=[{"uri": dataset["uri"], "version": dataset["version"]}], extra={"model_uri": result["uri"]},
+    )
+    summary["report_uri"] = report_uri
+    publish_ui(FLOW, table=classification_rows(cvm or evaluation, cfg.model.name),
+               markdown=report_markdown(cfg, result, evaluation, dataset, features, eval_label, report_uri),
+               manifest_uri=result["uri"], description=f"{cfg.name} {result['run_id']}")
+    progress.update(100, f"published {result['uri']}")
+    return summary
+
+
+if __name__ == "__main__":
+    ecg_train()

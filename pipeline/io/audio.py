@@ -1,0 +1,280 @@
+"""Audio files in and out: probe, read (whole or in blocks), resample, write atomically.
+
+Arrays are ``float32`` shaped ``(channels, samples)`` in [-1, 1]. wav/flac/ogg/aiff go
+through soundfile (streamable, so long files never have to be held in memory); mp3 goes
+through librosa/audioread and is read whole. Every problem a user can cause (missing
+file, empty file, not audio, more than two channels, silence, heavy clipping, a sample
+rate too low to separate) becomes a one-line :class:`~pipeline.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.errors import UserError
+
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"}
+LIBROSA_SUFFIXES = {".mp3"}
+SUPPORTED_SUFFIXES = SOUNDFILE_SUFFIXES | LIBROSA_SUFFIXES
+WRITE_FORMATS = {"flac": ("FLAC", "PCM_24"), "wav": ("WAV", "FLOAT")}
+MIN_SAMPLE_RATE = 11025  # below this the voice's upper harmonics are gone; refuse
+MAX_SAMPLE_RATE = 192000
+MAX_CHANNELS = 2
+SILENCE_PEAK = 10 ** (-80 / 20)  # -80 dBFS peak: nothing to separate
+CLIP_LEVEL = 0.999
+CLIP_FRACTION = 0.001  # more than 0.1 % of samples pinned at full scale = clipped
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its header (no decoding)."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def probe_audio(path: str | os.PathLike, *, min_sample_rate: int = MIN_SAMPLE_RATE) -> AudioInfo:
+    """Check that ``path`` is a usable mono/stereo audio file and return its header.
+
+    Args:
+        path: wav, flac, ogg, aiff or mp3 file.
+        min_sample_rate: lowest sample rate accepted (Hz).
+
+    Raises:
+        UserError: missing/empty/unreadable file, unsupported suffix, >2 channels, no
+            samples, or a sample rate outside [min_sample_rate, 192000] Hz.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"audio file not found: {path}")
+    if not path.is_file():
+        raise UserError(f"{path} is not a file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UserError(
+            f"{path}: unsupported audio type {suffix or '(no suffix)'!r}; use one of "
+            + ", ".join(sorted(SUPPORTED_SUFFIXES))
+        )
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty (0 bytes)")
+    if suffix in SOUNDFILE_SUFFIXES:
+        import soundfile as sf
+
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise UserError(f"{path} is not a readable audio file ({_short(exc)})") from exc
+        sample_rate, channels, frames, fmt = int(info.samplerate), int(info.channels), int(info.frames), info.format
+    else:
+        sample_rate, channels, frames = _probe_mp3(path)
+        fmt = "MP3"
+    if channels > MAX_CHANNELS:
+        raise UserError(
+            f"{path} has {channels} channels; only mono and stereo are supported "
+            "(downmix surround audio to stereo first)"
+        )
+    if frames <= 0:
+        raise UserError(f"{path} holds no audio samples")
+    if sample_rate < min_sample_rate:
+        raise UserError(
+            f"{path} is sampled at {sample_rate} Hz; at least {min_sample_rate} Hz is needed "
+            "(the voice's upper harmonics are missing below that)"
+        )
+    if sample_rate > MAX_SAMPLE_RATE:
+        raise UserError(f"{path} is sampled at {sample_rate} Hz; at most {MAX_SAMPLE_RATE} Hz is supported")
+    return AudioInfo(path, sample_rate, channels, frames, fmt)
+
+
+def _probe_mp3(path: Path) -> tuple[int, int, int]:
+    audio, sample_rate = _load_mp3(path)
+    return sample_rate, audio.shape[0], audio.shape[1]
+
+
+def _load_mp3(path: Path) -> tuple[np.ndarray, int]:
+    import warnings
+
+    import librosa
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            audio, sample_rate = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
+    except Exception as exc:  # audioread raises many unrelated types
+        raise UserError(f"{path} is not a readable audio file ({_short(exc)})") from exc
+    return np.atleast_2d(audio), int(sample_rate)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def read_audio(
+    path: str | os.PathLike, *, sample_rate: int | None = None, mono: bool = False,
+    min_sample_rate: int = MIN_SAMPLE_RATE,
+) -> tuple[np.ndarray, int]:
+    """Read a whole file as ``(channels, samples)`` float32, optionally resampled/downmixed.
+
+    Args:
+        path: audio file.
+        sample_rate: resample to this rate (Hz); ``None`` keeps the file's rate.
+        mono: average the channels into one.
+
+    Returns:
+        ``(audio, rate)`` where ``audio`` is ``(channels, samples)``.
+    """
+    info = probe_audio(path, min_sample_rate=min_sample_rate)
+    if info.format == "MP3":
+        audio, rate = _load_mp3(info.path)
+    else:
+        import soundfile as sf
+
+        try:
+            data, rate = sf.read(str(info.path), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise UserError(f"{path} could not be decoded ({_short(exc)})") from exc
+        audio = np.ascontiguousarray(data.T)
+    if mono and audio.shape[0] > 1:
+        audio = audio.mean(axis=0, keepdims=True)
+    if sample_rate is not None and sample_rate != rate:
+        audio = resample(audio, rate, sample_rate)
+        rate = sample_rate
+    return audio.astype(np.float32, copy=False), int(rate)
+
+
+def iter_blocks(info: AudioInfo, block: int, context: int) -> Iterator[tuple[np.ndarray, int, int]]:
+    """Stream ``info.path`` in blocks with ``context`` extra samples on each side.
+
+    Yields ``(audio, left, valid)``: ``audio`` is ``(channels, n)`` covering
+    ``[start - left, start + valid + right)``; the caller keeps ``audio[:, left:left+valid]``.
+    Memory is bounded by ``block + 2 * context`` samples whatever the file length.
+    """
+    if info.format == "MP3":
+        audio, _ = _load_mp3(info.path)
+        total = audio.shape[1]
+        for start in range(0, total, block):
+            lo, hi = max(0, start - context), min(total, start + block + context)
+            yield audio[:, lo:hi], start - lo, min(block, total - start)
+        return
+    import soundfile as sf
+
+    with sf.SoundFile(str(info.path)) as handle:
+        total = handle.frames
+        for start in range(0, total, block):
+            lo, hi = max(0, start - context), min(total, start + block + context)
+            handle.seek(lo)
+            data = handle.read(hi - lo, dtype="float32", always_2d=True)
+            yield np.ascontiguousarray(data.T), start - lo, min(block, total - start)
+
+
+def check_levels(info: AudioInfo, *, allow_clipping: bool = False) -> dict[str, float]:
+    """Scan the file once for silence and clipping (streamed; bounded memory).
+
+    Returns ``{"peak": float, "clipped_fraction": float}``.
+
+    Raises:
+        UserError: the file is silent (peak below -80 dBFS) or, unless ``allow_clipping``,
+            more than 0.1 % of its samples sit at full scale.
+    """
+    peak, clipped, total = 0.0, 0, 0
+    for block, left, valid in iter_blocks(info, 1 << 20, 0):
+        part = np.abs(block[:, left:left + valid])
+        if part.size:
+            peak = max(peak, float(part.max()))
+            clipped += int((part >= CLIP_LEVEL).sum())
+            total += part.size
+    if not np.isfinite(peak):
+        raise UserError(f"{info.path} contains NaN or infinite samples")
+    if peak < SILENCE_PEAK:
+        raise UserError(f"{info.path} is silent (peak {_dbfs(peak)}); there is nothing to separate")
+    fraction = clipped / max(total, 1)
+    if fraction > CLIP_FRACTION and not allow_clipping:
+        raise UserError(
+            f"{info.path} is clipped ({100 * fraction:.2f} % of samples at full scale); "
+            "separation of clipped audio is unreliable — pass --allow-clipping to separate it anyway"
+        )
+    return {"peak": peak, "clipped_fraction": fraction}
+
+
+def _dbfs(value: float) -> str:
+    return "-inf dBFS" if value <= 0 else f"{20 * np.log10(value):.1f} dBFS"
+
+
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample ``(channels, samples)`` audio with soxr (high quality) via librosa."""
+    if orig_sr == target_sr:
+        return audio
+    import librosa
+
+    return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq", axis=-1).astype(
+        np.float32, copy=False
+    )
+
+
+def _format_for(path: Path, fmt: str | None) -> tuple[str, str]:
+    name = (fmt or path.suffix.lstrip(".")).lower()
+    if name not in WRITE_FORMATS:
+        raise UserError(f"cannot write {path}: output format must be flac or wav, not {name!r}")
+    return WRITE_FORMATS[name]
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike, sample_rate: int, channels: int, fmt: str | None = None):
+    """Open a soundfile for writing at a temporary name; rename into place only on success.
+
+    On any exception the temporary file is removed, so a failed run never leaves a partial
+    file at ``path``.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    container, subtype = _format_for(path, fmt)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise UserError(f"cannot write to {path.parent}: {exc.strerror or exc}") from exc
+    try:
+        with sf.SoundFile(tmp, "w", samplerate=int(sample_rate), channels=int(channels),
+                          format=container, subtype=subtype) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fmt: str | None = None) -> Path:
+    """Write ``(channels, samples)`` audio as FLAC (24-bit) or WAV (float), atomically."""
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    with atomic_writer(path, sample_rate, audio.shape[0], fmt) as handle:
+        handle.write(np.clip(audio, -1.0, 1.0 - 2 ** -23).T if _format_for(Path(path), fmt)[0] == "FLAC" else audio.T)
+    return Path(path)
+
+
+def check_writable_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove it is writable (before any work is done)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"output folder {folder} is not writable ({exc.strerror or exc})") from exc
+    return folder

@@ -1,0 +1,89 @@
+"""The separator's YAML config: STFT, IBM, model, data split, training and separation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.config import StrictModel
+
+
+class SvsStft(StrictModel):
+    sample_rate: int = Field(16000, ge=8000, le=96000, description="Model rate (Hz); input is resampled to it.")
+    n_fft: int = Field(1024, ge=64, description="FFT size (bins = n_fft // 2 + 1).")
+    win_length: int = Field(1024, ge=32, description="Hann window length (samples), <= n_fft.")
+    hop: int = Field(256, ge=16, description="Hop between frames (samples).")
+    features: Literal["log", "linear"] = Field("log", description="log1p(|S|) or |S| as network input.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SvsStft":
+        if self.win_length > self.n_fft:
+            raise ValueError("win_length must not exceed n_fft")
+        if self.hop > self.win_length:
+            raise ValueError("hop must not exceed win_length")
+        return self
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+
+class SvsIbm(StrictModel):
+    smooth: tuple[float, float] = Field((0.02, 0.98), description="IBM label values for accompaniment/voice bins.")
+    threshold: float = Field(0.35, ge=0, le=1, description="Voice probability below this is zeroed at inference.")
+
+
+class SvsModel(StrictModel):
+    name: Literal["fcn", "lin2018"] = "fcn"
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the network.")
+
+
+class SvsSplit(StrictModel):
+    by: Literal["song", "singer"] = Field("song", description="Hold out whole songs, or whole singers.")
+    test_fraction: float = Field(0.2, ge=0, lt=1, description="Share of songs per singer held out (by=song).")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of training songs used for validation.")
+    test_singers: list[str] = Field(default_factory=list, description="Singers held out (by=singer).")
+    test_songs: list[str] = Field(default_factory=list, description="Explicit held-out songs (singer_song); overrides test_fraction.")
+    singers: list[str] = Field(default_factory=lambda: ["abjones", "amy"], description="MIR-1K singers allowed at all.")
+
+
+class SvsAugment(StrictModel):
+    remix_p: float = Field(0.5, ge=0, le=1, description="Chance of pairing a voice with another clip's accompaniment.")
+    ratio_db: tuple[float, float] = Field((-6.0, 6.0), description="Voice-to-music ratio range (dB) for remixes.")
+    gain_db: tuple[float, float] = Field((-12.0, 3.0), description="Overall gain range (dB).")
+    shift_p: float = Field(0.3, ge=0, le=1, description="Chance of shifting the voice spectrum (pitch + formants).")
+    shift_semitones: tuple[float, float] = Field((-3.0, 3.0), description="Range of the voice spectrum shift.")
+
+
+class SvsTrain(StrictModel):
+    pretrain_steps: int = Field(200, ge=0, description="Autoencoder steps on voice spectrograms (stage 1).")
+    steps: int = Field(3000, ge=1, description="Cross-entropy steps against the IBM (stage 2).")
+    time_budget_min: float | None = Field(None, gt=0, description="Stop stage 2 after this many minutes.")
+    batch_size: int = Field(8, ge=1)
+    patch_frames: int = Field(128, ge=1, description="Frames per training patch (fcn); lin2018 uses 9.")
+    lr: float = Field(1e-3, gt=0)
+    pretrain_lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    val_every: int = Field(250, ge=1, description="Steps between validation/checkpoint.")
+    threads: int = Field(2, ge=1, description="torch CPU threads.")
+    device: str = "auto"
+    augment: SvsAugment = Field(default_factory=SvsAugment)
+
+
+class SvsSeparate(StrictModel):
+    chunk_s: float = Field(20.0, gt=0, description="Audio seconds per inference chunk.")
+    context_s: float = Field(2.0, ge=0, description="Extra seconds each side of a chunk, discarded after.")
+    wiener: bool = Field(False, description="Soft Wiener-like post-filter (off: the paper's mask).")
+
+
+class SvsConfig(StrictModel):
+    name: str = "svs-default"
+    seed: int = 0
+    data: str | None = Field(None, description="Folder in the shared layout, raw MIR-1K wavs or MUSDB stems.")
+    stft: SvsStft = Field(default_factory=SvsStft)
+    ibm: SvsIbm = Field(default_factory=SvsIbm)
+    model: SvsModel = Field(default_factory=SvsModel)
+    split: SvsSplit = Field(default_factory=SvsSplit)
+    train: SvsTrain = Field(default_factory=SvsTrain)
+    separate: SvsSeparate = Field(default_factory=SvsSeparate)

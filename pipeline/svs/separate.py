@@ -1,0 +1,177 @@
+"""Separation: one core on arrays, a streaming file adapter that writes stems to the store.
+
+:func:`separate_array` splits ``(channels, samples)`` audio at the model's rate (each
+channel independently). :func:`separate_file` streams any supported file in chunks with
+context on both sides (memory bounded by the chunk size, not the file length), resamples
+to the model's rate and back, and writes ``vocals`` and ``accompaniment`` stems with the
+input's rate and channel count. Accompaniment = mixture - vocals, so the stems sum to the
+input exactly (up to FLAC's 24-bit quantisation).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.svs.bundle import LoadedSeparator, resolve_model
+
+STEMS = ("vocals", "accompaniment")
+
+
+def voice_mask(mix_spec, sep: LoadedSeparator, threshold: float | None = None, wiener: bool | None = None):
+    """Voice mask in [0, 1] for a complex mixture spectrogram ``(channels, bins, frames)``.
+
+    Probabilities below ``threshold`` (default: the model's, 0.35) are zeroed; the rest
+    are kept as soft gains (Lin et al. 2018). ``wiener`` applies the optional post-filter.
+    """
+    import torch
+
+    from pipeline.svs.transforms import features, threshold_mask, wiener_mask
+
+    cfg = sep.config
+    threshold = cfg.ibm.threshold if threshold is None else threshold
+    wiener = cfg.separate.wiener if wiener is None else wiener
+    mag = mix_spec.abs()
+    feats = features(mag, cfg.stft.features).numpy()
+    logits = np.concatenate([sep.runner.mask_logits(feats[c:c + 1]) for c in range(feats.shape[0])], axis=0)
+    prob = torch.sigmoid(torch.from_numpy(logits))
+    mask = threshold_mask(prob, threshold)
+    if wiener:
+        mask = wiener_mask(mask, mag)
+    return mask
+
+
+def separate_array(audio: np.ndarray, sep: LoadedSeparator, threshold: float | None = None,
+                   wiener: bool | None = None) -> np.ndarray:
+    """Vocals of ``(channels, samples)`` float audio sampled at the model's rate.
+
+    Returns ``(channels, samples)`` vocals; accompaniment is ``audio - vocals``.
+    """
+    import torch
+
+    from pipeline.svs.transforms import istft, stft
+
+    cfg = sep.config.stft
+    wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    spec = stft(wave, cfg)
+    mask = voice_mask(spec, sep, threshold, wiener)
+    return istft(spec * mask, cfg, length=wave.shape[-1]).numpy()
+
+
+def track_id_for(path: Path, digest: str) -> str:
+    """Store id for an input file: a slug of its name plus 8 hex digits of its content hash."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-._")[:100] or "track"
+    return f"{slug}-{digest[:8]}"
+
+
+def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "flac",
+                  threshold: float | None = None, wiener: bool | None = None,
+                  allow_clipping: bool = False, backend: str = "auto") -> dict:
+    """Separate one audio file into vocals + accompaniment stems in the artifact store.
+
+    Args:
+        path: wav/flac/ogg/aiff/mp3 file, mono or stereo, 11.025-192 kHz.
+        model: model folder, ``NAME`` or ``NAME@RUN`` (default ``svs-default``), or a
+            :class:`LoadedSeparator`.
+        store: a :class:`~pipeline.store.Store` (default: ``Store.open()``).
+        out_dir: also copy the stems to ``out_dir/<track_id>/``.
+        fmt: ``flac`` (24-bit, default) or ``wav`` (32-bit float).
+
+    Returns:
+        ``{"track_id", "run_id", "stems": {"vocals": uri, "accompaniment": uri},
+        "seconds", "sample_rate", "model", "elapsed_s"}``. Stems live under
+        ``stems/<track_id>/<run_id>/`` with ``manifest.json`` written last; on any failure
+        nothing is left in the store or ``out_dir``.
+    """
+    from pipeline.io.audio import atomic_writer, check_levels, check_writable_dir, iter_blocks, probe_audio, resample
+    from pipeline.store import Store, sha256_file, validate_id
+
+    started = time.perf_counter()
+    path = Path(path)
+    if fmt not in ("flac", "wav"):
+        raise UserError(f"unknown stem format {fmt!r}; use flac or wav")
+    info = probe_audio(path)
+    levels = check_levels(info, allow_clipping=allow_clipping)
+    if out_dir is not None:
+        check_writable_dir(out_dir)
+    store = store or Store.open()
+    sep = resolve_model(model, store, backend=backend)
+    validate_id(sep.run_id, "model run id")
+    cfg = sep.config
+    digest = sha256_file(path)
+    track_id = validate_id(track_id_for(path, digest), "track id")
+    model_sr = cfg.stft.sample_rate
+    block = int(cfg.separate.chunk_s * info.sample_rate)
+    context = int(cfg.separate.context_s * info.sample_rate)
+    names = {stem: f"{stem}.{fmt}" for stem in STEMS}
+    with tempfile.TemporaryDirectory(prefix="pipeline-separate-") as tmp:
+        tmp = Path(tmp)
+        with atomic_writer(tmp / names["vocals"], info.sample_rate, info.channels, fmt) as voc_out, \
+                atomic_writer(tmp / names["accompaniment"], info.sample_rate, info.channels, fmt) as acc_out:
+            for chunk, left, valid in iter_blocks(info, block, context):
+                at_model = resample(chunk, info.sample_rate, model_sr)
+                vocals = separate_array(at_model, sep, threshold, wiener)
+                vocals = resample(vocals, model_sr, info.sample_rate)
+                vocals = _fit(vocals, chunk.shape[1])[:, left:left + valid]
+                mixture = chunk[:, left:left + valid]
+                voc_out.write(vocals.T)
+                acc_out.write((mixture - vocals).T)
+        elapsed = time.perf_counter() - started
+        inputs = [{"path": str(path.resolve()), "sha256": digest, "sample_rate": info.sample_rate,
+                   "channels": info.channels, "seconds": round(info.seconds, 3), **levels}]
+        uri = store.publish_run(
+            ("stems", track_id, sep.run_id), {names[s]: tmp / names[s] for s in STEMS},
+            kind="svs-stems",
+            config={"model": sep.name, "model_run_id": sep.run_id, "threshold": threshold if threshold is not None else cfg.ibm.threshold,
+                    "wiener": cfg.separate.wiener if wiener is None else wiener, "format": fmt,
+                    "model_sample_rate": model_sr},
+            metrics={"elapsed_s": round(elapsed, 3), "realtime_factor": round(info.seconds / max(elapsed, 1e-9), 2)},
+            inputs=inputs,
+            extra={"track_id": track_id, "stems": {s: names[s] for s in STEMS}},
+        )
+        if out_dir is not None:
+            _copy_out(tmp, Path(out_dir) / track_id, names)
+    return {
+        "track_id": track_id,
+        "run_id": sep.run_id,
+        "stems": {s: f"{uri}/{names[s]}" for s in STEMS},
+        "seconds": round(info.seconds, 3),
+        "sample_rate": info.sample_rate,
+        "model": sep.name,
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+
+
+def _fit(audio: np.ndarray, length: int) -> np.ndarray:
+    if audio.shape[1] >= length:
+        return audio[:, :length]
+    return np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
+
+
+def _copy_out(source: Path, folder: Path, names: dict[str, str]) -> None:
+    """Copy stems atomically into ``folder``; on failure remove what this call wrote."""
+    written = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names.values():
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+            import os
+
+            os.close(fd)
+            try:
+                shutil.copyfile(source / name, tmp)
+                os.replace(tmp, folder / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written.append(folder / name)
+    except OSError as exc:
+        for done in written:
+            done.unlink(missing_ok=True)
+        raise UserError(f"cannot write stems to {folder}: {exc.strerror or exc}") from exc

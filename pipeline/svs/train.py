@@ -1,0 +1,283 @@
+"""Two-stage training of a mask network, resumable, published as a self-describing run.
+
+Stage 1 pre-trains the network as an autoencoder on voice spectrograms (output regresses
+the voice features; Lin et al. 2018's parameter initialisation). Stage 2 trains it with
+sigmoid cross-entropy against the smoothed IBM of remixed mixtures. A checkpoint (model,
+optimiser, RNG, step, stage) is saved every ``val_every`` steps in a work folder keyed by
+the config hash, so re-running the same command after an interruption resumes.
+At the end the best-validation weights are scored on the held-out split (with oracle and
+mixture) and published to ``models/svs/<name>/<run_id>/`` with a model card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import REPO_ROOT, config_hash, dump_config
+from pipeline.errors import UserError
+from pipeline.svs.config import SvsConfig
+
+
+def work_dir_for(cfg: SvsConfig, data_key: str) -> Path:
+    root = Path(os.environ.get("PIPELINE_WORK", REPO_ROOT / "artifacts" / "work"))
+    return root / "svs" / f"{cfg.name}-{config_hash(cfg)}-{data_key}"
+
+
+def _seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batch_tensors(sampler, cfg: SvsConfig, size: int):
+    """Mixture features, voice features and IBM labels for one batch, ``(B, bins, frames)``."""
+    import torch
+
+    from pipeline.svs.transforms import features, ideal_binary_mask, stft
+
+    voice, acc = sampler.batch(size)
+    v = stft(torch.from_numpy(voice), cfg.stft)
+    aug = cfg.train.augment
+    if aug.shift_p > 0:
+        for i in range(size):
+            if sampler.rng.random() < aug.shift_p:
+                v[i] = shift_spectrum(v[i], 2 ** (sampler.rng.uniform(*aug.shift_semitones) / 12))
+    a = stft(torch.from_numpy(acc), cfg.stft)
+    mix_feat = features((v + a).abs(), cfg.stft.features)
+    voice_feat = features(v.abs(), cfg.stft.features)
+    label = ideal_binary_mask(v, a, cfg.ibm.smooth)
+    return mix_feat, voice_feat, label
+
+
+def shift_spectrum(spec, factor: float):
+    """Scale the frequency axis of a complex ``(bins, frames)`` spectrogram by ``factor``.
+
+    A cheap pitch-and-formant shift for augmentation: magnitudes are linearly interpolated
+    at ``bin / factor``, phases taken from the nearest source bin. Only magnitudes (inputs
+    and IBM labels) are used in training, so the approximate phase does not matter much.
+    """
+    import torch
+
+    n_bins = spec.shape[0]
+    src = torch.arange(n_bins, dtype=torch.float32) / factor
+    lo = src.floor().long().clamp(0, n_bins - 1)
+    hi = (lo + 1).clamp(0, n_bins - 1)
+    w = (src - lo.float()).clamp(0, 1).unsqueeze(1)
+    mag = spec.abs()
+    new_mag = mag[lo] * (1 - w) + mag[hi] * w
+    phase = torch.angle(spec[src.round().long().clamp(0, n_bins - 1)])
+    new_mag[src > n_bins - 1] = 0
+    return torch.polar(new_mag, phase)
+
+
+def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, work_dir: Path | None = None,
+                    resume: bool = True) -> dict:
+    """Train ``cfg`` on the tracks under ``data`` and publish the model.
+
+    Args:
+        cfg: resolved :class:`SvsConfig`.
+        data: folder in the shared layout (or raw MIR-1K / MUSDB stems).
+        store: :class:`~pipeline.store.Store` (default ``Store.open()``).
+        progress: print a progress line per validation.
+
+    Returns:
+        ``{"uri", "run_id", "metrics"}``; metrics hold the held-out GNSDR/GSIR/GSAR, the
+        oracle and mixture numbers, and the training time.
+    """
+    import torch
+
+    from pipeline.store import Store, new_run_id, validate_id
+    from pipeline.svs.bundle import LoadedSeparator, TorchRunner, save_bundle
+    from pipeline.svs.data import PatchSampler, discover_tracks, split_tracks
+    from pipeline.svs.evaluate import evaluate_tracks
+    from pipeline.svs.model_card import write_model_card
+    from pipeline.svs.models import count_parameters, create_separator
+
+    validate_id(cfg.name, "model name")
+    store = store or Store.open()
+    torch.set_num_threads(cfg.train.threads)
+    _seed(cfg.seed)
+    tracks, notes = discover_tracks(data, cfg.split.singers)
+    split = split_tracks(tracks, cfg.split, cfg.seed)
+    if not split["train"]:
+        raise UserError("the split left no training tracks")
+    say = print if progress else (lambda *a, **k: None)
+    for note in notes:
+        say(f"note: {note}")
+    say(f"tracks: {len(split['train'])} train, {len(split['val'])} val, {len(split['test'])} test "
+        f"(split by {cfg.split.by})")
+    sr = cfg.stft.sample_rate
+    waves = {k: [t.load(sr) for t in v] for k, v in split.items() if k != "test"}
+    model = create_separator(cfg.model.name, cfg.stft.n_bins, **cfg.model.args)
+    patch = getattr(model, "patch_frames", None) or cfg.train.patch_frames
+    sampler = PatchSampler(waves["train"], cfg.stft.hop, patch, cfg.train.augment, cfg.seed)
+    val_batches = []
+    if waves["val"]:
+        from pipeline.svs.config import SvsAugment
+
+        val_sampler = PatchSampler(waves["val"], cfg.stft.hop, patch, SvsAugment(remix_p=0.0, gain_db=(0.0, 0.0)), cfg.seed + 1)
+        val_batches = [_batch_tensors(val_sampler, cfg, cfg.train.batch_size) for _ in range(8)]
+
+    data_key = f"{len(tracks)}t"
+    work = work_dir or work_dir_for(cfg, data_key)
+    ckpt_path = work / "checkpoint.pt"
+    state = {"stage": "pretrain", "step": 0, "elapsed": 0.0, "history": [], "best": None, "best_val": math.inf}
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.pretrain_lr, weight_decay=cfg.train.weight_decay)
+    if resume and ckpt_path.is_file():
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        state = saved["state"]
+        if state["stage"] == "train":
+            opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        opt.load_state_dict(saved["optim"])
+        sampler.rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        say(f"resumed from {ckpt_path} at {state['stage']} step {state['step']}")
+
+    def checkpoint() -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "state": state,
+                    "rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    say(f"model {cfg.model.name}: {count_parameters(model):,} parameters; patches of {patch} frames")
+    bce = torch.nn.BCEWithLogitsLoss()
+    t0 = time.perf_counter() - state["elapsed"]
+    budget = cfg.train.time_budget_min * 60 if cfg.train.time_budget_min else None
+
+    # -- stage 1: autoencoder on voice spectrograms ------------------------------------
+    model.train()
+    while state["stage"] == "pretrain" and state["step"] < cfg.train.pretrain_steps:
+        _, voice_feat, _ = _batch_tensors(sampler, cfg, cfg.train.batch_size)
+        loss = torch.nn.functional.mse_loss(model(voice_feat), voice_feat)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state["step"] += 1
+        if state["step"] % cfg.train.val_every == 0 or state["step"] == cfg.train.pretrain_steps:
+            state["elapsed"] = time.perf_counter() - t0
+            state["history"].append({"stage": "pretrain", "step": state["step"], "loss": float(loss.detach()), "t": state["elapsed"]})
+            say(f"pretrain step {state['step']}/{cfg.train.pretrain_steps} mse {float(loss.detach()):.4f} ({state['elapsed']:.0f} s)")
+            checkpoint()
+    if state["stage"] == "pretrain":
+        state.update(stage="train", step=0)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    pretrain_s = state.setdefault("pretrain_s", time.perf_counter() - t0)
+
+    # -- stage 2: cross-entropy against the IBM -----------------------------------------
+    running = []
+    train_t0 = time.perf_counter() - (state["elapsed"] - pretrain_s if state["step"] else 0.0)
+    while state["step"] < cfg.train.steps:
+        spent = time.perf_counter() - train_t0
+        if budget and spent >= budget:
+            say(f"time budget of {cfg.train.time_budget_min} min reached at step {state['step']}")
+            break
+        progress_frac = max(state["step"] / cfg.train.steps, spent / budget if budget else 0.0)
+        for group in opt.param_groups:
+            group["lr"] = cfg.train.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress_frac, 1.0))))
+        model.train()
+        mix_feat, _, label = _batch_tensors(sampler, cfg, cfg.train.batch_size)
+        loss = bce(model(mix_feat), label)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running.append(float(loss.detach()))
+        state["step"] += 1
+        if state["step"] % cfg.train.val_every == 0:
+            _validate(model, val_batches, bce, state, running, time.perf_counter() - t0, say, cfg)
+            running = []
+            checkpoint()
+    if running or not state["history"] or state["history"][-1].get("stage") != "train":
+        _validate(model, val_batches, bce, state, running, time.perf_counter() - t0, say, cfg)
+    train_seconds = time.perf_counter() - t0
+    if state["best"] is not None:
+        model.load_state_dict(state["best"])
+    model.eval()
+
+    # -- evaluate on held-out songs, publish --------------------------------------------
+    run_id = new_run_id()
+    meta_extra = {
+        "run_id": run_id,
+        "split": {k: [t.track_id for t in v] for k, v in split.items()},
+        "split_by": cfg.split.by,
+        "train_seconds": round(train_seconds, 1),
+        "pretrain_seconds": round(pretrain_s, 1),
+        "train_steps": state["step"],
+        "threads": cfg.train.threads,
+        "n_parameters": count_parameters(model),
+        "history": state["history"],
+    }
+    meta = {"task": "svs", "name": cfg.name, "model_name": cfg.model.name, "model_args": cfg.model.args,
+            "n_bins": cfg.stft.n_bins, "config": cfg.model_dump(mode="json"), **meta_extra}
+    report = None
+    with tempfile.TemporaryDirectory(prefix="pipeline-svs-train-") as tmp:
+        tmp = Path(tmp)
+        if split["test"]:
+            sep = LoadedSeparator(tmp, meta, TorchRunner(model), run_id)
+            say(f"evaluating on {len(split['test'])} held-out tracks ...")
+            report = evaluate_tracks(split["test"], sep, tmp / "eval", progress=progress)
+        metrics = _headline(report, train_seconds)
+        save_bundle(tmp / "model", cfg, model, extra={**meta_extra, "metrics": metrics, "evaluation": report})
+        (tmp / "model" / "config.yaml").write_text(dump_config(cfg))
+        files = {p.name: p for p in sorted((tmp / "model").iterdir())}
+        if report is not None:
+            files.update({"eval_report.json": tmp / "eval" / "report.json", "eval_tracks.csv": tmp / "eval" / "tracks.csv",
+                          "eval_gnsdr.png": tmp / "eval" / "gnsdr.png"})
+        write_model_card(tmp / "MODEL_CARD.md", cfg, meta_extra, report, data=str(data))
+        files["MODEL_CARD.md"] = tmp / "MODEL_CARD.md"
+        prefix = ("models", "svs", cfg.name)
+        uri = store.publish_run(
+            (*prefix, run_id), files, kind="svs-model", config=cfg.model_dump(mode="json"), metrics=metrics,
+            inputs=[{"track": t.track_id} for t in split["train"]],
+            extra={"split": meta_extra["split"], "config_hash": config_hash(cfg)},
+        )
+        store.set_latest(prefix, run_id)
+    if ckpt_path.is_file():
+        ckpt_path.unlink()
+    say(uri)
+    return {"uri": uri, "run_id": run_id, "metrics": metrics}
+
+
+def _validate(model, val_batches, bce, state, running, elapsed, say, cfg) -> None:
+    import torch
+
+    entry = {"stage": "train", "step": state["step"], "t": round(elapsed, 1),
+             "train_bce": float(np.mean(running)) if running else None}
+    if val_batches:
+        model.eval()
+        with torch.no_grad():
+            val = float(np.mean([bce(model(m), y).item() for m, _, y in val_batches]))
+        entry["val_bce"] = val
+        if val < state["best_val"]:
+            state["best_val"] = val
+            state["best"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            entry["best"] = True
+    state["elapsed"] = elapsed
+    state["history"].append(entry)
+    tb = f"{entry['train_bce']:.4f}" if entry["train_bce"] is not None else "-"
+    vb = f"{entry['val_bce']:.4f}" if "val_bce" in entry else "-"
+    say(f"step {state['step']}/{cfg.train.steps} train bce {tb} val bce {vb} ({elapsed:.0f} s)")
+
+
+def _headline(report: dict | None, train_seconds: float) -> dict:
+    metrics: dict = {"train_seconds": round(train_seconds, 1)}
+    if report:
+        metrics.update({
+            "gnsdr_vocals": report["gnsdr"]["vocals"], "gnsdr_accompaniment": report["gnsdr"]["accompaniment"],
+            "gsir_vocals": report["gsir"]["vocals"], "gsar_vocals": report["gsar"]["vocals"],
+            "oracle_gnsdr_vocals": report["oracle_ibm"]["gnsdr"]["vocals"],
+            "mixture_gsdr_vocals": report["mixture"]["gsdr"]["vocals"],
+            "test_tracks": report["n_tracks"], "test_seconds": report["seconds"],
+        })
+    return metrics

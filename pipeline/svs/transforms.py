@@ -1,0 +1,89 @@
+"""Spectrogram transforms on tensors: STFT/iSTFT, network features, IBM labels, masking.
+
+The STFT is ``torch.stft`` with a periodic Hann window, ``center=True`` and
+``pad_mode="constant"``, which matches ``librosa.stft`` defaults (see PERF.md §3).
+Shapes: waveforms ``(..., samples)``; spectrograms ``(..., bins, frames)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline.svs.config import SvsStft
+
+_WINDOWS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _window(win_length: int, device: torch.device) -> torch.Tensor:
+    key = (win_length, str(device))
+    if key not in _WINDOWS:
+        _WINDOWS[key] = torch.hann_window(win_length, periodic=True, device=device)
+    return _WINDOWS[key]
+
+
+def stft(wave: torch.Tensor, cfg: SvsStft) -> torch.Tensor:
+    """Complex STFT of ``(..., samples)`` float audio -> ``(..., bins, frames)`` complex64."""
+    shape = wave.shape
+    flat = wave.reshape(-1, shape[-1])
+    spec = torch.stft(
+        flat, n_fft=cfg.n_fft, hop_length=cfg.hop, win_length=cfg.win_length,
+        window=_window(cfg.win_length, wave.device), center=True, pad_mode="constant",
+        return_complex=True,
+    )
+    return spec.reshape(*shape[:-1], *spec.shape[-2:])
+
+
+def istft(spec: torch.Tensor, cfg: SvsStft, length: int) -> torch.Tensor:
+    """Inverse of :func:`stft`: ``(..., bins, frames)`` complex -> ``(..., length)`` float."""
+    shape = spec.shape
+    flat = spec.reshape(-1, *shape[-2:])
+    wave = torch.istft(
+        flat, n_fft=cfg.n_fft, hop_length=cfg.hop, win_length=cfg.win_length,
+        window=_window(cfg.win_length, spec.device), center=True, length=length,
+    )
+    return wave.reshape(*shape[:-2], length)
+
+
+def n_frames(n_samples: int, cfg: SvsStft) -> int:
+    """Frames :func:`stft` returns for ``n_samples`` samples (center=True)."""
+    return n_samples // cfg.hop + 1
+
+
+def features(magnitude: torch.Tensor, kind: str) -> torch.Tensor:
+    """Network input from ``|S|``: ``log1p(|S|)`` (default) or ``|S|`` itself; same shape."""
+    return torch.log1p(magnitude) if kind == "log" else magnitude
+
+
+def ideal_binary_mask(
+    voice: torch.Tensor, accompaniment: torch.Tensor, smooth: tuple[float, float] = (0.02, 0.98)
+) -> torch.Tensor:
+    """IBM label: ``smooth[1]`` where ``|V| > |A|`` else ``smooth[0]``; inputs complex or magnitude.
+
+    Args:
+        voice, accompaniment: ``(..., bins, frames)`` spectrograms.
+        smooth: label values for accompaniment- and voice-dominated bins (0/1 for a hard IBM).
+    """
+    dominant = voice.abs() > accompaniment.abs()
+    low, high = smooth
+    return torch.where(dominant, torch.tensor(high, dtype=torch.float32), torch.tensor(low, dtype=torch.float32))
+
+
+def threshold_mask(prob: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Zero voice probabilities below ``threshold``; the rest scale the mixture (Lin et al.)."""
+    return torch.where(prob >= threshold, prob, torch.zeros_like(prob))
+
+
+def apply_mask(mixture: torch.Tensor, voice_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a complex mixture with a voice mask in [0, 1] (mixture phase kept).
+
+    Returns ``(voice, accompaniment)`` spectrograms; they sum to the mixture exactly.
+    """
+    voice = mixture * voice_mask
+    return voice, mixture - voice
+
+
+def wiener_mask(voice_mask: torch.Tensor, mix_mag: torch.Tensor, power: float = 2.0, eps: float = 1e-8) -> torch.Tensor:
+    """Soft Wiener-like post-filter: ``|V|^p / (|V|^p + |A|^p)`` from the masked magnitudes."""
+    v = (voice_mask * mix_mag) ** power
+    a = ((1 - voice_mask) * mix_mag) ** power
+    return v / (v + a + eps)

@@ -1,0 +1,20 @@
+"""A stand-in separator with ``separate_file``'s signature (dependency-injection test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.store import Store, sha256_file
+
+
+def fake_separate(path, model=None, store=None, out_dir=None) -> dict:
+    """Copy the input as both stems; same return shape as ``pipeline.svs.separate.separate_file``."""
+    store = store or Store.open()
+    path = Path(path)
+    digest = sha256_file(path)
+    track_id = f"{path.stem}-{digest[:8]}"
+    uri = store.publish_run(("stems", track_id, "fake-model-run"), {"vocals.wav": path, "accompaniment.wav": path},
+                            kind="fake-stems", inputs=[{"path": str(path), "sha256": digest}])
+    return {"track_id": track_id, "run_id": "fake-model-run",
+            "stems": {"vocals": f"{uri}/vocals.wav", "accompaniment": f"{uri}/accompaniment.wav"},
+            "seconds": 1.0, "sample_rate": 16000}

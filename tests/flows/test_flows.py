@@ -1,0 +1,139 @@
+"""The flows end to end on tiny inputs, under the session's Prefect test harness."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.store import Store
+from flow_helpers import REPO, artifacts_of, tiny_svs_config, write_tone
+
+SAMPLES = REPO / "samples" / "ecg"
+
+
+def _keys(flow_run_id) -> dict[str, str]:
+    return {a.key: a.type for a in artifacts_of(flow_run_id) if a.key}
+
+
+def test_ecg_train_publishes_model_report_and_ui_artifacts(rule_config, store_root):
+    from flows.ecg_train import ecg_train
+
+    state = ecg_train(config=rule_config, store=store_root, return_state=True)
+    assert state.is_completed(), state
+    summary = state.result()
+    store = Store.open(store_root)
+    run_id = summary["model_run_id"]
+    assert store.latest("models", "ecg", "ecg-flowtest") == run_id
+    assert store.verify_run("models", "ecg", "ecg-flowtest", run_id) == []
+    assert summary["cross_validation"]["rule_accuracy"] == pytest.approx(summary["rule_baseline"]["accuracy"], abs=0.5)
+    report_run = summary["report_uri"].rsplit("/", 1)[-1]
+    report = store.read_manifest("reports", "ecg-train", report_run)
+    assert report["model_uri"] == summary["model_uri"] and report["flow_run_id"] == str(state.state_details.flow_run_id)
+    assert "Confusion" in (Path(summary["report_uri"]) / "report.md").read_text()
+    dataset = store.read_manifest(*Path(summary["dataset_uri"]).relative_to(store_root).parts)
+    assert dataset["metrics"]["n_files"] == 24
+    feature_dirs = list((Path(store_root) / "features" / "ecg").iterdir())
+    assert len(feature_dirs) == 1 and len(list(feature_dirs[0].glob("*.npz"))) == 12
+    keys = _keys(state.state_details.flow_run_id)
+    assert keys == {"ecg-train-metrics": "table", "ecg-train-report": "markdown",
+                    "ecg-train-manifest": "link", "ecg-train-progress": "progress"}
+
+
+def test_ecg_predict_batch_only_classifies_new_records(tmp_path, store_root):
+    from flows.ecg_predict_batch import ecg_predict_batch
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    names = ["JS00007", "JS00008", "JS00012"]
+    for name in names[:2]:
+        for suffix in (".hea", ".mat"):
+            shutil.copy(SAMPLES / f"{name}{suffix}", inbox)
+    first = ecg_predict_batch(inbox=str(inbox), model="rule", store=store_root)
+    assert first["n_new"] == 2
+    with open(Path(first["uri"]) / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["record"] for r in rows] == names[:2] and all(r["label"] for r in rows)
+    assert ecg_predict_batch(inbox=str(inbox), model="rule", store=store_root)["n_new"] == 0
+    for suffix in (".hea", ".mat"):
+        shutil.copy(SAMPLES / f"{names[2]}{suffix}", inbox)
+    state = ecg_predict_batch(inbox=str(inbox), model="rule", store=store_root, return_state=True)
+    third = state.result()
+    assert third["n_new"] == 1 and third["n_seen"] == 3
+    manifest = Store.open(store_root).read_manifest("predictions", "ecg", third["uri"].rsplit("/", 1)[-1])
+    assert [i["record"] for i in manifest["inputs"]] == [names[2]] and manifest["model_spec"] == "rule"
+    assert _keys(state.state_details.flow_run_id)["ecg-predict-batch-metrics"] == "table"
+
+
+def test_separate_inbox_writes_stems_and_skips_done_files(tmp_path, store_root, tiny_separator):
+    from flows.separate_inbox import separate_inbox
+
+    inbox = tmp_path / "inbox"
+    write_tone(inbox / "song one.wav", seed=1)
+    write_tone(inbox / "song-two.flac", seed=2)
+    state = separate_inbox(inbox=str(inbox), model=tiny_separator, store=store_root, return_state=True)
+    assert state.is_completed(), state
+    result = state.result()
+    assert len(result["separated"]) == 2 and not result["skipped"] and not result["failed"]
+    store = Store.open(store_root)
+    for item in result["separated"]:
+        manifest = store.read_manifest("stems", item["track_id"], item["run_id"])
+        assert {o["path"] for o in manifest["outputs"]} == {"vocals.flac", "accompaniment.flac"}
+        assert manifest["flow_run_id"] is not None
+        assert store.verify_run("stems", item["track_id"], item["run_id"]) == []
+    assert _keys(state.state_details.flow_run_id) == {
+        "separate-inbox-metrics": "table", "separate-inbox-report": "markdown",
+        "separate-inbox-manifest": "link", "separate-inbox-progress": "progress"}
+    again = separate_inbox(inbox=str(inbox), model=tiny_separator, store=store_root)
+    assert not again["separated"] and len(again["skipped"]) == 2 and again["report_uri"] is None
+
+
+def test_separate_inbox_accepts_an_injected_separator(tmp_path, store_root):
+    """Dependency injection: any ``module:function`` with separate_file's signature."""
+    from flows.separate_inbox import separate_inbox
+
+    inbox = tmp_path / "inbox"
+    write_tone(inbox / "a.wav")
+    result = separate_inbox(inbox=str(inbox), store=store_root, separator="flow_fakes:fake_separate")
+    (item,) = result["separated"]
+    assert item["track_id"].startswith("a-") and item["run_id"] == "fake-model-run"
+    assert Store.open(store_root).read_manifest("stems", item["track_id"], "fake-model-run")["kind"] == "fake-stems"
+
+
+@pytest.mark.slow
+def test_svs_train_on_synthetic_mir1k_clips(tmp_path, store_root):
+    pytest.importorskip("pipeline.svs.train", reason="separation library not present")
+    from flows.svs_train import svs_train
+
+    data = tmp_path / "mir1k"
+    for song in (1, 2, 3):
+        for clip in (1, 2):
+            write_tone(data / f"abjones_{song}_{clip:02d}.wav", seconds=1.0, seed=song * 10 + clip, stereo=True)
+    config = tmp_path / "svs-tiny.yaml"
+    config.write_text(json.dumps(tiny_svs_config().model_dump(mode="json")))  # JSON is YAML
+    state = svs_train(config=str(config), data=str(data), store=store_root, return_state=True)
+    assert state.is_completed(), state
+    summary = state.result()
+    store = Store.open(store_root)
+    assert store.latest("models", "svs", "svs-tiny") == summary["model_run_id"]
+    assert "gnsdr_vocals" in summary["evaluation"]
+    assert set(_keys(state.state_details.flow_run_id)) == {
+        "svs-train-metrics", "svs-train-report", "svs-train-manifest", "svs-train-progress"}
+
+
+def test_pipeline_flow_run_command(rule_config, store_root):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["flow", "run", "ecg-features", "--config", rule_config,
+                                 "--param", f"store={store_root}", "--param", "max_workers=1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["n_records"] == 12 and summary["n_usable"] == 12
+    bad = runner.invoke(app, ["flow", "run", "ecg-features", "--param", "nope=1"])
+    assert bad.exit_code != 0 and "no parameter nope" in str(bad.exception)
