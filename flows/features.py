@@ -39,13 +39,15 @@ def scalograms(config: str, records: list[str], cache_dir: str) -> dict:
 def run_scalograms(config: str, data_dir: str, store: str | None, task_runner: str = "threads",
                    max_workers: int = 2) -> dict:
     """Call the ``scalograms`` subflow with the chosen task runner (from inside a flow)."""
-    from pipeline.config import EcgConfig, load_config
+    from pipeline.config import EcgConfig, config_hash, load_config
     from pipeline.ecg.prepare import find_records
 
     cfg = load_config(config, EcgConfig)
     records = [str(p) for p in find_records(data_dir)]
     runner = make_task_runner(task_runner, max_workers)
-    return scalograms.with_options(task_runner=runner)(config, records, ecg_feature_cache(cfg, store))
+    summary = scalograms.with_options(task_runner=runner)(config, records, ecg_feature_cache(cfg, store))
+    summary["cache_dir"] = str(Path(summary["cache_dir"]) / (config_hash(cfg.preprocess) + config_hash(cfg.scalogram)))
+    return summary
 
 
 @flow(name="ecg-features", log_prints=True)

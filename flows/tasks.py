@@ -175,15 +175,13 @@ def model_folder(store_root: str | None, prefix: tuple[str, ...]) -> str:
 
 # -- ECG -------------------------------------------------------------------------------------
 def ecg_feature_cache(cfg, store_root: str | None) -> str:
-    """Where scalograms for ``cfg`` are cached: the store's ``features/ecg/<hash>`` (same folder
-    ``train_ecg`` reads) when the store is local, else a local cache keyed the same way."""
-    from pipeline.config import config_hash
-
-    key = config_hash(cfg.preprocess) + config_hash(cfg.scalogram)
+    """Base folder of the scalogram cache: the store's ``features/ecg`` (the folder ``train_ecg``
+    reads) when the store is local, else a local folder. ``prepare_path`` keys entries below it
+    by config hash and record content hash."""
     store = Store.open(store_root)
     if store.is_local:
-        return store.path("features", "ecg", key)
-    return str(Path(tempfile.gettempdir()) / "pipeline-features" / "ecg" / key)
+        return store.path("features", "ecg")
+    return str(Path(tempfile.gettempdir()) / "pipeline-features" / "ecg")
 
 
 @task(name="prepare-ecg-record", **COMPUTE)

@@ -70,3 +70,17 @@ def tiny_bundle(folder: Path) -> Path:
     model = create_separator(cfg.model.name, cfg.stft.n_bins, **cfg.model.args)
     save_bundle(folder, cfg, model, extra={"run_id": "tiny-run"})
     return folder
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=False)
+def one_thread():
+    """Run torch single-threaded (the 2-core test box is shared; spinning threads cost more)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

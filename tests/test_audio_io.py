@@ -86,7 +86,7 @@ def test_silence_and_clipping_are_refused(tmp_path):
     sf.write(tmp_path / "silent.wav", np.zeros(16000, dtype=np.float32), 16000)
     with pytest.raises(UserError, match="silent"):
         check_levels(probe_audio(tmp_path / "silent.wav"))
-    clipped = np.clip(3 * _tone(16000)[0], -1, 1)
+    clipped = np.clip(5 * _tone(16000)[0], -1, 1)
     sf.write(tmp_path / "clipped.wav", clipped, 16000, subtype="FLOAT")
     info = probe_audio(tmp_path / "clipped.wav")
     with pytest.raises(UserError, match="clipped"):

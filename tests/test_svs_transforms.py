@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from svs_util import one_thread  # noqa: F401
+
 from pipeline.svs.config import SvsStft
 from pipeline.svs.transforms import (apply_mask, features, ideal_binary_mask, istft, n_frames, stft,
                                      threshold_mask)
 
 CONFIGS = [SvsStft(), SvsStft(sample_rate=22050, n_fft=4096, win_length=1024, hop=256)]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=["default", "lin2018"])

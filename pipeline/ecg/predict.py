@@ -70,7 +70,7 @@ def _builtin_rule() -> LoadedModel:
     cfg = EcgConfig(name="rule")
     cfg.model.name = "rule"
     meta = {"task": "ecg", "name": "rule", "model_name": "rule", "model_args": {}, "classes": cfg.classes,
-            "config": cfg.model_dump(mode="json"), "n_features": 6}
+            "config": cfg.model_dump(mode="json"), "n_features": 0}
     return LoadedModel(Path("."), meta, None, "rule")
 
 

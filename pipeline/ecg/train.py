@@ -17,7 +17,7 @@ from pipeline.ecg.prepare import PreparedRecord, find_records, prepare_path
 from pipeline.errors import UserError
 from pipeline.evaluation import classification_report, plot_confusion
 from pipeline.models.rule import rule_predict
-from pipeline.transforms.rhythm import feature_vector_for_network
+from pipeline.transforms.rhythm import NETWORK_FEATURE_COUNT, feature_vector_for_network
 
 
 @dataclass
@@ -60,7 +60,7 @@ def build_arrays(dataset: EcgDataset, cfg: EcgConfig, input_kind: str):
         inputs = np.stack([r.image for r in dataset.records])
     else:
         inputs = np.stack([r.signal for r in dataset.records])
-    n_features = 6 if cfg.model.rhythm_features else 0
+    n_features = NETWORK_FEATURE_COUNT if cfg.model.rhythm_features else 0
     features = feature_vector_for_network(dataset.features()) if n_features else np.zeros((len(inputs), 1), np.float32)
     return ArrayData(inputs.astype(np.float32), features.astype(np.float32), dataset.labels(cfg.classes)), n_features
 
@@ -74,10 +74,7 @@ def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | No
 
     seed_everything(cfg.seed)
     model = create_model(cfg.model.name, n_classes=len(cfg.classes), n_features=n_features, **cfg.model.args)
-    index = np.arange(len(train_data))
-    fit_idx, val_idx = train_test_split(
-        index, test_size=cfg.train.val_fraction, stratify=train_data.labels, random_state=cfg.seed
-    )
+    fit_idx, val_idx = validation_split(train_data.labels, cfg.train.val_fraction, cfg.seed)
     to_input = make_input_fn(model.input_kind, cfg.scalogram.time_cols_per_window, cfg.train.augment)
     result = fit(
         model, train_data.subset(fit_idx), train_data.subset(val_idx),
@@ -87,6 +84,18 @@ def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | No
         checkpoint=checkpoint, seed=cfg.seed, desc=desc, progress=progress,
     )
     return model, result, to_input
+
+
+def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified by class when every class can give one record to each side, else random."""
+    index = np.arange(len(labels))
+    n_val = max(1, int(round(fraction * len(labels))))
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]
+    stratify = labels if counts.min() >= 2 and n_val >= len(counts) and len(labels) - n_val >= len(counts) else None
+    if len(labels) < 3:
+        raise UserError(f"only {len(labels)} training records: too few to hold out a validation part")
+    return train_test_split(index, test_size=n_val, stratify=stratify, random_state=seed)
 
 
 def input_kind_of(cfg: EcgConfig) -> str:

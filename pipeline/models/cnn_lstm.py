@@ -43,20 +43,33 @@ class CnnLstm(nn.Module):
         for c_out in channels:
             blocks.append(conv_block(c_in, c_out))
             c_in = c_out
-        self.encoder = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d((lead_bands, 1)), nn.Flatten())
+        self.encoder = nn.Sequential(*blocks)
+        self.lead_bands = lead_bands
         self.project = nn.Sequential(nn.Linear(c_in * lead_bands, embed), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.lstm = nn.LSTM(embed, hidden, batch_first=True, bidirectional=True)
         self.n_features = n_features
+        # linear path from the rhythm features straight to the logits (can reproduce the rule)
+        self.feature_skip = nn.Linear(n_features, n_classes) if n_features else None
         self.head = nn.Sequential(
             nn.Linear(2 * hidden + n_features, 64), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(64, n_classes)
         )
 
+    def pool_leads(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(n, channels, rows, cols) -> (n, channels * lead_bands): mean over time and within each band.
+
+        Written out (not AdaptiveAvgPool2d) so the ONNX export keeps dynamic sizes.
+        """
+        rows = hidden.shape[2]
+        if rows % self.lead_bands:
+            raise ValueError(f"{rows} rows after the conv stack do not split into {self.lead_bands} lead bands")
+        return hidden.mean(dim=3).unflatten(2, (self.lead_bands, -1)).mean(dim=3).flatten(1)
+
     def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """x: (batch, windows, rows, cols); features: (batch, n_features) -> (batch, classes)."""
         batch, windows = x.shape[:2]
-        embedding = self.project(self.encoder(x.flatten(0, 1).unsqueeze(1))).view(batch, windows, -1)
+        embedding = self.project(self.pool_leads(self.encoder(x.flatten(0, 1).unsqueeze(1)))).view(batch, windows, -1)
         sequence, _ = self.lstm(embedding)
         pooled = sequence.mean(dim=1)
         if self.n_features:
-            pooled = torch.cat([pooled, features], dim=-1)
+            return self.head(torch.cat([pooled, features], dim=-1)) + self.feature_skip(features)
         return self.head(pooled)

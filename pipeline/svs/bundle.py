@@ -65,7 +65,7 @@ def export_onnx(model, path: Path, cfg: SvsConfig) -> bool:
             def forward(self, x):
                 return self.inner.centre_logits(x)
 
-        wrapped, x = _Centre(model), torch.randn(3, n_bins, model.patch_frames)
+        wrapped, x = _Centre(model).eval(), torch.randn(3, n_bins, model.patch_frames)
         axes = {"x": {0: "batch"}, "logits": {0: "batch"}}
     else:
         wrapped, x = model, torch.randn(1, n_bins, 37)

@@ -59,7 +59,7 @@ class SvsAugment(StrictModel):
 class SvsTrain(StrictModel):
     pretrain_steps: int = Field(200, ge=0, description="Autoencoder steps on voice spectrograms (stage 1).")
     steps: int = Field(3000, ge=1, description="Cross-entropy steps against the IBM (stage 2).")
-    time_budget_min: float | None = Field(None, gt=0, description="Stop stage 2 after this many minutes.")
+    time_budget_min: float | None = Field(None, gt=0, description="Stop stage 2 after this many minutes of process CPU time.")
     batch_size: int = Field(8, ge=1)
     patch_frames: int = Field(128, ge=1, description="Frames per training patch (fcn); lin2018 uses 9.")
     lr: float = Field(1e-3, gt=0)

@@ -113,13 +113,16 @@ class Lin2018(nn.Module):
         super().__init__()
         self.n_bins, self.patch_frames = n_bins, frames
         c1, c2, c3, c4 = conv
+        kt, kf = kernel
+        # TensorFlow 'SAME': the extra pad of an even kernel goes after (right/bottom)
+        same = (((kf - 1) // 2, kf // 2, (kt - 1) // 2, kt // 2))
+
+        def conv2d(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.ZeroPad2d(same), nn.Conv2d(cin, cout, kernel), nn.ReLU())
+
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, kernel, padding="same"), nn.ReLU(),
-            nn.Conv2d(c1, c2, kernel, padding="same"), nn.ReLU(),
-            nn.MaxPool2d((1, pool), ceil_mode=True),
-            nn.Conv2d(c2, c3, kernel, padding="same"), nn.ReLU(),
-            nn.Conv2d(c3, c4, kernel, padding="same"), nn.ReLU(),
-            nn.MaxPool2d((1, pool), ceil_mode=True),
+            conv2d(1, c1), conv2d(c1, c2), nn.MaxPool2d((1, pool), ceil_mode=True),
+            conv2d(c2, c3), conv2d(c3, c4), nn.MaxPool2d((1, pool), ceil_mode=True),
         )
         pooled = -(-(-(-n_bins // pool)) // pool)
         flat = frames * pooled * c4

@@ -27,8 +27,25 @@ from pipeline.svs.config import SvsConfig
 
 
 def work_dir_for(cfg: SvsConfig, data_key: str) -> Path:
+    """Checkpoint folder: keyed by the config minus its stopping rule (so a run can be extended)."""
     root = Path(os.environ.get("PIPELINE_WORK", REPO_ROOT / "artifacts" / "work"))
-    return root / "svs" / f"{cfg.name}-{config_hash(cfg)}-{data_key}"
+    same_run = cfg.model_copy(deep=True)
+    same_run.train.steps, same_run.train.time_budget_min = 1, None
+    return root / "svs" / f"{cfg.name}-{config_hash(same_run)}-{data_key}"
+
+
+class _Clock:
+    """Wall and process-CPU seconds, continuing from a resumed checkpoint."""
+
+    def __init__(self, wall: float = 0.0, cpu: float = 0.0):
+        self._w0 = time.perf_counter() - wall
+        self._c0 = time.process_time() - cpu
+
+    def wall(self) -> float:
+        return time.perf_counter() - self._w0
+
+    def cpu(self) -> float:
+        return time.process_time() - self._c0
 
 
 def _seed(seed: int) -> None:
@@ -131,7 +148,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     data_key = f"{len(tracks)}t"
     work = work_dir or work_dir_for(cfg, data_key)
     ckpt_path = work / "checkpoint.pt"
-    state = {"stage": "pretrain", "step": 0, "elapsed": 0.0, "history": [], "best": None, "best_val": math.inf}
+    state = {"stage": "pretrain", "step": 0, "elapsed": 0.0, "cpu": 0.0, "history": [], "best": None, "best_val": math.inf}
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.pretrain_lr, weight_decay=cfg.train.weight_decay)
     if resume and ckpt_path.is_file():
         saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -145,6 +162,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         say(f"resumed from {ckpt_path} at {state['stage']} step {state['step']}")
 
     def checkpoint() -> None:
+        state["elapsed"], state["cpu"] = clock.wall(), clock.cpu()
         work.mkdir(parents=True, exist_ok=True)
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "state": state,
@@ -153,7 +171,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
 
     say(f"model {cfg.model.name}: {count_parameters(model):,} parameters; patches of {patch} frames")
     bce = torch.nn.BCEWithLogitsLoss()
-    t0 = time.perf_counter() - state["elapsed"]
+    clock = _Clock(state["elapsed"], state.get("cpu", 0.0))
     budget = cfg.train.time_budget_min * 60 if cfg.train.time_budget_min else None
 
     # -- stage 1: autoencoder on voice spectrograms ------------------------------------
@@ -166,22 +184,23 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         opt.step()
         state["step"] += 1
         if state["step"] % cfg.train.val_every == 0 or state["step"] == cfg.train.pretrain_steps:
-            state["elapsed"] = time.perf_counter() - t0
-            state["history"].append({"stage": "pretrain", "step": state["step"], "loss": float(loss.detach()), "t": state["elapsed"]})
-            say(f"pretrain step {state['step']}/{cfg.train.pretrain_steps} mse {float(loss.detach()):.4f} ({state['elapsed']:.0f} s)")
+            state["history"].append({"stage": "pretrain", "step": state["step"], "loss": float(loss.detach()),
+                                     "t": round(clock.wall(), 1), "cpu": round(clock.cpu(), 1)})
+            say(f"pretrain step {state['step']}/{cfg.train.pretrain_steps} mse {float(loss.detach()):.4f} "
+                f"({clock.wall():.0f} s wall, {clock.cpu():.0f} s CPU)")
             checkpoint()
     if state["stage"] == "pretrain":
         state.update(stage="train", step=0)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    pretrain_s = state.setdefault("pretrain_s", time.perf_counter() - t0)
+    pretrain_s = state.setdefault("pretrain_s", clock.wall())
+    pretrain_cpu = state.setdefault("pretrain_cpu", clock.cpu())
 
     # -- stage 2: cross-entropy against the IBM -----------------------------------------
     running = []
-    train_t0 = time.perf_counter() - (state["elapsed"] - pretrain_s if state["step"] else 0.0)
     while state["step"] < cfg.train.steps:
-        spent = time.perf_counter() - train_t0
+        spent = clock.cpu() - pretrain_cpu  # the budget is CPU time of stage 2 (fair on a shared box)
         if budget and spent >= budget:
-            say(f"time budget of {cfg.train.time_budget_min} min reached at step {state['step']}")
+            say(f"CPU-time budget of {cfg.train.time_budget_min} min reached at step {state['step']}")
             break
         progress_frac = max(state["step"] / cfg.train.steps, spent / budget if budget else 0.0)
         for group in opt.param_groups:
@@ -195,12 +214,12 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         running.append(float(loss.detach()))
         state["step"] += 1
         if state["step"] % cfg.train.val_every == 0:
-            _validate(model, val_batches, bce, state, running, time.perf_counter() - t0, say, cfg)
+            _validate(model, val_batches, bce, state, running, clock, say, cfg)
             running = []
             checkpoint()
     if running or not state["history"] or state["history"][-1].get("stage") != "train":
-        _validate(model, val_batches, bce, state, running, time.perf_counter() - t0, say, cfg)
-    train_seconds = time.perf_counter() - t0
+        _validate(model, val_batches, bce, state, running, clock, say, cfg)
+    train_seconds, train_cpu = clock.wall(), clock.cpu()
     if state["best"] is not None:
         model.load_state_dict(state["best"])
     model.eval()
@@ -213,6 +232,8 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         "split_by": cfg.split.by,
         "train_seconds": round(train_seconds, 1),
         "pretrain_seconds": round(pretrain_s, 1),
+        "train_cpu_seconds": round(train_cpu, 1),
+        "pretrain_cpu_seconds": round(pretrain_cpu, 1),
         "train_steps": state["step"],
         "threads": cfg.train.threads,
         "n_parameters": count_parameters(model),
@@ -228,6 +249,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
             say(f"evaluating on {len(split['test'])} held-out tracks ...")
             report = evaluate_tracks(split["test"], sep, tmp / "eval", progress=progress)
         metrics = _headline(report, train_seconds)
+        metrics["train_cpu_seconds"] = round(train_cpu, 1)
         save_bundle(tmp / "model", cfg, model, extra={**meta_extra, "metrics": metrics, "evaluation": report})
         (tmp / "model" / "config.yaml").write_text(dump_config(cfg))
         files = {p.name: p for p in sorted((tmp / "model").iterdir())}
@@ -249,10 +271,11 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     return {"uri": uri, "run_id": run_id, "metrics": metrics}
 
 
-def _validate(model, val_batches, bce, state, running, elapsed, say, cfg) -> None:
+def _validate(model, val_batches, bce, state, running, clock, say, cfg) -> None:
     import torch
 
-    entry = {"stage": "train", "step": state["step"], "t": round(elapsed, 1),
+    elapsed = clock.wall()
+    entry = {"stage": "train", "step": state["step"], "t": round(elapsed, 1), "cpu": round(clock.cpu(), 1),
              "train_bce": float(np.mean(running)) if running else None}
     if val_batches:
         model.eval()
@@ -263,11 +286,10 @@ def _validate(model, val_batches, bce, state, running, elapsed, say, cfg) -> Non
             state["best_val"] = val
             state["best"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             entry["best"] = True
-    state["elapsed"] = elapsed
     state["history"].append(entry)
     tb = f"{entry['train_bce']:.4f}" if entry["train_bce"] is not None else "-"
     vb = f"{entry['val_bce']:.4f}" if "val_bce" in entry else "-"
-    say(f"step {state['step']}/{cfg.train.steps} train bce {tb} val bce {vb} ({elapsed:.0f} s)")
+    say(f"step {state['step']}/{cfg.train.steps} train bce {tb} val bce {vb} ({elapsed:.0f} s wall, {clock.cpu():.0f} s CPU)")
 
 
 def _headline(report: dict | None, train_seconds: float) -> dict:

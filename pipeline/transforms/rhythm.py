@@ -69,11 +69,22 @@ def rhythm_features(x: np.ndarray, fs: float) -> np.ndarray:
     )
 
 
+NETWORK_FEATURE_COUNT = 9
+
+
 def feature_vector_for_network(features: np.ndarray) -> np.ndarray:
-    """Scale rhythm features to about unit range for a network input (fixed, not learned).
+    """Rhythm features as a network input: scaled values plus the rule's three decisions.
+
+    The indicators (rate < 60 bpm, rate > 100 bpm, RR coefficient of variation > 0.10) let
+    a linear head reproduce the rule baseline, so the scalogram branch only has to learn
+    what the rule gets wrong (flutter with regular conduction, premature beats).
 
     Args:
         features: (..., 6) from :func:`rhythm_features`.
+    Returns:
+        (..., 9) float32.
     """
     scale = np.array([100.0, 0.2, 0.2, 1.0, 0.5, 20.0], dtype=np.float32)
-    return (features / scale).astype(np.float32)
+    rate, rr_cv = features[..., 0], features[..., 1]
+    indicators = np.stack([rate < 60.0, rate > 100.0, rr_cv > 0.10], axis=-1).astype(np.float32)
+    return np.concatenate([features / scale, indicators], axis=-1).astype(np.float32)

@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:
 
 pytest.importorskip("prefect", reason="flow tests need the 'flows' extra")
 
-from flow_helpers import tiny_svs_config  # noqa: E402
+from flow_helpers import publish_tiny_separator  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -63,20 +63,4 @@ def rule_config(tmp_path) -> str:
 def tiny_separator(store_root) -> str:
     """An untrained tiny separator published as ``svs-tiny`` in the test store (no training)."""
     pytest.importorskip("pipeline.svs.separate", reason="separation library not present")
-    from pipeline.store import Store, new_run_id
-    from pipeline.svs.bundle import save_bundle
-    from pipeline.svs.models import create_separator
-
-    cfg = tiny_svs_config()
-    import torch
-
-    torch.manual_seed(0)
-    model = create_separator(cfg.model.name, cfg.stft.n_bins, **cfg.model.args)
-    store = Store.open(store_root)
-    run_id = new_run_id()
-    with tempfile.TemporaryDirectory() as tmp:
-        save_bundle(Path(tmp), cfg, model, {"run_id": run_id}, onnx=False)
-        files = {p.name: p for p in Path(tmp).iterdir()}
-        store.publish_run(("models", "svs", cfg.name, run_id), files, kind="model", config=cfg.model_dump(mode="json"))
-    store.set_latest(("models", "svs", cfg.name), run_id)
-    return cfg.name
+    return publish_tiny_separator(store_root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +45,24 @@ def artifacts_of(flow_run_id) -> list:
 
     with get_client(sync_client=True) as client:
         return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+
+
+def publish_tiny_separator(store_root: str, name: str = "svs-tiny") -> str:
+    """Publish an untrained tiny separator as ``name`` (latest) in the store; returns ``name``."""
+    import torch
+
+    from pipeline.store import Store, new_run_id
+    from pipeline.svs.bundle import save_bundle
+    from pipeline.svs.models import create_separator
+
+    cfg = tiny_svs_config(name)
+    torch.manual_seed(0)
+    model = create_separator(cfg.model.name, cfg.stft.n_bins, **cfg.model.args)
+    store = Store.open(store_root)
+    run_id = new_run_id()
+    with tempfile.TemporaryDirectory() as tmp:
+        save_bundle(Path(tmp), cfg, model, {"run_id": run_id}, onnx=False)
+        files = {p.name: p for p in Path(tmp).iterdir()}
+        store.publish_run(("models", "svs", name, run_id), files, kind="model", config=cfg.model_dump(mode="json"))
+    store.set_latest(("models", "svs", name), run_id)
+    return name

@@ -16,7 +16,13 @@ SAMPLES = REPO / "samples" / "ecg"
 
 
 def _keys(flow_run_id) -> dict[str, str]:
-    return {a.key: a.type for a in artifacts_of(flow_run_id) if a.key}
+    """Artifact key -> type; link artifacts are stored as markdown, so "link" when it links a manifest."""
+    found = {}
+    for artifact in artifacts_of(flow_run_id):
+        if artifact.key:
+            is_link = artifact.key.endswith("-manifest") and "manifest.json](" in str(artifact.data)
+            found[artifact.key] = "link" if is_link else artifact.type
+    return found
 
 
 def test_ecg_train_publishes_model_report_and_ui_artifacts(rule_config, store_root):
@@ -36,7 +42,7 @@ def test_ecg_train_publishes_model_report_and_ui_artifacts(rule_config, store_ro
     assert "Confusion" in (Path(summary["report_uri"]) / "report.md").read_text()
     dataset = store.read_manifest(*Path(summary["dataset_uri"]).relative_to(store_root).parts)
     assert dataset["metrics"]["n_files"] == 24
-    feature_dirs = list((Path(store_root) / "features" / "ecg").iterdir())
+    feature_dirs = [p for p in (Path(store_root) / "features" / "ecg").iterdir() if p.is_dir()]
     assert len(feature_dirs) == 1 and len(list(feature_dirs[0].glob("*.npz"))) == 12
     keys = _keys(state.state_details.flow_run_id)
     assert keys == {"ecg-train-metrics": "table", "ecg-train-report": "markdown",
@@ -137,3 +143,25 @@ def test_pipeline_flow_run_command(rule_config, store_root):
     assert summary["n_records"] == 12 and summary["n_usable"] == 12
     bad = runner.invoke(app, ["flow", "run", "ecg-features", "--param", "nope=1"])
     assert bad.exit_code != 0 and "no parameter nope" in str(bad.exception)
+
+
+def test_scalograms_on_a_dask_cluster(rule_config, store_root):
+    """The mapped scalogram step on prefect-dask: same cache as the thread pool.
+
+    An in-process cluster keeps the test fast; ``task_runner="dask"`` starts worker
+    processes the same way (``make_task_runner`` is checked in test_tasks.py).
+    """
+    from prefect_dask import DaskTaskRunner
+
+    from flows.features import scalograms
+    from flows.tasks import ecg_feature_cache
+    from pipeline.config import EcgConfig, load_config
+    from pipeline.ecg.prepare import find_records
+
+    cfg = load_config(rule_config, EcgConfig)
+    runner = DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": 2,
+                                            "dashboard_address": None})
+    records = [str(p) for p in find_records(SAMPLES)][:4]
+    summary = scalograms.with_options(task_runner=runner)(rule_config, records, ecg_feature_cache(cfg, store_root))
+    assert summary["n_usable"] == 4
+    assert len(list((Path(store_root) / "features" / "ecg").rglob("*.npz"))) == 4

@@ -1,0 +1,105 @@
+"""Mask networks: shapes, gradients, learning a separable toy problem, ONNX agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.svs.models import Lin2018, count_parameters, create_separator
+from svs_util import tiny_bundle, tiny_config, toy_stems, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("frames", [1, 37, 128])
+def test_fcn_keeps_shape_for_any_length(frames):
+    model = create_separator("fcn", 129, channels=(4, 8, 8)).eval()
+    x = torch.randn(2, 129, frames)
+    assert model(x).shape == x.shape
+
+
+def test_fcn_every_parameter_gets_a_gradient():
+    model = create_separator("fcn", 65, channels=(4, 8))
+    model(torch.randn(2, 65, 16)).pow(2).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_lin2018_is_config_exact_and_centre_frame_matches_forward():
+    model = create_separator("lin2018", 2049).eval()
+    assert count_parameters(model) == 19_489_049  # the authors' count (01_parmInit_AE.py)
+    x = torch.rand(3, 2049, 9)
+    with torch.no_grad():
+        full = model(x)
+        centre = model.centre_logits(x)
+    assert full.shape == x.shape and centre.shape == (3, 2049)
+    assert torch.allclose(full[:, :, 4], centre, atol=1e-5)
+
+
+def test_lin2018_sliding_inference_covers_every_frame():
+    model = Lin2018(n_bins=60, frames=9, dense=(32, 16)).eval()
+    x = torch.rand(1, 60, 23)
+    with torch.no_grad():
+        out = model.mask_logits(x, batch=5)
+        padded = torch.nn.functional.pad(x, (4, 4))
+        frame7 = model.centre_logits(padded[:, :, 7:16])
+    assert out.shape == x.shape
+    assert torch.allclose(out[0, :, 7], frame7[0], atol=1e-5)
+
+
+def test_unknown_model_is_a_user_error():
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match="unknown separator"):
+        create_separator("nope", 10)
+
+
+def test_tiny_fcn_learns_a_separable_toy_problem():
+    from pipeline.svs.transforms import features, ideal_binary_mask, stft
+
+    torch.manual_seed(0)
+    cfg = tiny_config().stft
+    pairs = [toy_stems(0.5, seed=s) for s in range(2)]
+    v = stft(torch.from_numpy(np.stack([p[0] for p in pairs])), cfg)
+    a = stft(torch.from_numpy(np.stack([p[1] for p in pairs])), cfg)
+    x, y = features((v + a).abs(), "log"), ideal_binary_mask(v, a, (0.0, 1.0))
+    model = create_separator("fcn", cfg.n_bins, channels=(4, 8))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    first = loss_fn(model(x), y).item()
+    for _ in range(40):
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():  # train-mode BatchNorm: 40 steps are too few for the running statistics
+        accuracy = ((model(x) > 0).float() == y).float().mean().item()
+    assert loss.item() < 0.5 * first
+    assert accuracy > 0.9
+
+
+def test_onnx_export_agrees_with_torch(tmp_path):
+    from pipeline.svs.bundle import load_bundle
+
+    folder = tiny_bundle(tmp_path / "model")
+    assert {p.name for p in folder.iterdir()} >= {"model.json", "model.pt", "model.onnx"}
+    feats = np.random.default_rng(0).random((1, 129, 50)).astype(np.float32)
+    by_onnx = load_bundle(folder, "onnx").runner.mask_logits(feats)
+    by_torch = load_bundle(folder, "torch").runner.mask_logits(feats)
+    assert by_onnx.shape == by_torch.shape == feats.shape
+    assert np.allclose(by_onnx, by_torch, atol=1e-4)
+
+
+def test_lin2018_onnx_export_agrees_with_torch(tmp_path):
+    from pipeline.svs.bundle import load_bundle, save_bundle
+    from pipeline.svs.config import SvsConfig
+
+    cfg = SvsConfig.model_validate({"name": "lin-tiny", "stft": {"n_fft": 118, "win_length": 118, "hop": 32},
+                                    "model": {"name": "lin2018", "args": {"dense": [32, 16]}}})
+    model = create_separator("lin2018", cfg.stft.n_bins, **cfg.model.args)
+    save_bundle(tmp_path / "lin", cfg, model)
+    feats = np.random.default_rng(0).random((1, 60, 15)).astype(np.float32)
+    by_onnx = load_bundle(tmp_path / "lin", "onnx").runner.mask_logits(feats)
+    by_torch = load_bundle(tmp_path / "lin", "torch").runner.mask_logits(feats)
+    assert by_onnx.shape == feats.shape
+    assert np.allclose(by_onnx, by_torch, atol=1e-4)

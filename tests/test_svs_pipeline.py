@@ -1,0 +1,81 @@
+"""Training (publish, resume), evaluation report, and file separation through the public API."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.store import Store
+from svs_util import tiny_bundle, tiny_config, toy_stems, write_toy_dataset, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_train_publishes_a_self_describing_run_and_resumes(tmp_path, monkeypatch):
+    from pipeline.svs.train import train_separator
+
+    data = write_toy_dataset(tmp_path / "data", n_tracks=4, seconds=1.0)
+    store = Store.open(tmp_path / "store")
+    cfg = tiny_config()
+    work = tmp_path / "work"
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash after training")
+
+    monkeypatch.setattr("pipeline.svs.evaluate.evaluate_tracks", crash)
+    with pytest.raises(RuntimeError, match="simulated"):
+        train_separator(cfg, data, store=store, progress=False, work_dir=work)
+    assert (work / "checkpoint.pt").is_file()
+    monkeypatch.undo()
+
+    lines = []
+    monkeypatch.setattr("builtins.print", lambda *a, **k: lines.append(" ".join(map(str, a))))
+    result = train_separator(cfg, data, store=store, progress=True, work_dir=work)
+    monkeypatch.undo()
+    assert any("resumed" in line for line in lines)
+    assert not (work / "checkpoint.pt").exists()
+    assert set(result) >= {"uri", "run_id", "metrics"}
+    assert store.latest("models", "svs", "svs-tiny") == result["run_id"]
+    manifest = store.read_manifest("models", "svs", "svs-tiny", result["run_id"])
+    names = {o["path"] for o in manifest["outputs"]}
+    assert {"model.json", "model.pt", "model.onnx", "MODEL_CARD.md", "config.yaml", "eval_report.json"} <= names
+    meta = json.loads(open(store.path("models", "svs", "svs-tiny", result["run_id"], "model.json")).read())
+    assert meta["config"]["stft"]["n_fft"] == 256 and meta["split"]["test"]
+    assert not set(meta["split"]["test"]) & set(meta["split"]["train"])
+    assert "gnsdr_vocals" in result["metrics"]
+
+
+def test_evaluation_report_has_model_oracle_and_mixture(tmp_path):
+    from pipeline.svs.evaluate import evaluate_separator
+
+    data = write_toy_dataset(tmp_path / "data", n_tracks=2, seconds=1.0)
+    model = tiny_bundle(tmp_path / "model")
+    report = evaluate_separator(data, model=str(model), out=tmp_path / "report")
+    for key in ("gnsdr", "gsir", "gsar"):
+        assert set(report[key]) == {"vocals", "accompaniment"}
+    assert report["n_tracks"] == 2 and report["seconds"] == pytest.approx(2.0, abs=0.01)
+    assert report["mixture"]["gnsdr"]["vocals"] == pytest.approx(0.0, abs=1e-9)
+    assert report["oracle_ibm"]["gnsdr"]["vocals"] > 5.0
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.json", "tracks.csv", "gnsdr.png"}
+
+
+def test_separate_file_keeps_rate_and_channels_and_sums_to_mixture(tmp_path):
+    from pipeline.svs.separate import separate_file
+
+    voice, acc = toy_stems(1.3, sr=48000)
+    stereo = np.stack([voice + acc, 0.5 * voice + acc], axis=1)
+    sf.write(tmp_path / "song.wav", stereo, 48000, subtype="FLOAT")
+    store = Store.open(tmp_path / "store")
+    result = separate_file(tmp_path / "song.wav", model=str(tiny_bundle(tmp_path / "model")), store=store,
+                           out_dir=tmp_path / "out")
+    assert set(result) >= {"track_id", "run_id", "stems", "seconds", "sample_rate"}
+    assert result["sample_rate"] == 48000 and result["run_id"] == "tiny-run"
+    vocals, sr = sf.read(store.path("stems", result["track_id"], "tiny-run", "vocals.flac"))
+    accomp, _ = sf.read(tmp_path / "out" / result["track_id"] / "accompaniment.flac")
+    assert sr == 48000 and vocals.shape == stereo.shape == accomp.shape
+    assert np.max(np.abs(vocals + accomp - stereo)) < 1e-5
+    manifest = store.read_manifest("stems", result["track_id"], "tiny-run")
+    assert manifest["inputs"][0]["sample_rate"] == 48000

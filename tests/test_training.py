@@ -1,0 +1,79 @@
+"""The fit loop learns a separable problem, weights classes, and resumes after an interruption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import EcgAugment
+from pipeline.ecg.inputs import augment_batch, make_input_fn, split_windows_torch
+from pipeline.models import create_model
+from pipeline.training import ArrayData, class_weights, fit, predict_logits
+
+
+def _toy(n=96, seed=0):
+    """Class = which of 4 frequencies the 12 leads oscillate at (plus noise)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 4
+    t = np.arange(400) / 100
+    x = np.stack([np.sin(2 * np.pi * (1 + 2 * y) * t + rng.uniform(0, 6)) for y in labels])
+    signals = x[:, None, :] * rng.uniform(0.5, 1.5, (n, 12, 1)) + 0.3 * rng.standard_normal((n, 12, 400))
+    return ArrayData(signals.astype(np.float32), np.zeros((n, 1), np.float32), labels)
+
+
+def _fit(model, data, epochs, checkpoint=None, stop_after_batches=None):
+    no_aug = EcgAugment(time_shift=False, lead_dropout_p=0, gain_db=0)
+    to_input = make_input_fn("signal", 32, no_aug)
+    calls = {"train": 0}
+
+    def maybe_interrupted(batch, train):
+        if train:
+            calls["train"] += 1
+            if stop_after_batches is not None and calls["train"] > stop_after_batches:
+                raise KeyboardInterrupt  # the machine went away mid-epoch
+        return to_input(batch, train)
+
+    return fit(
+        model, data.subset(np.arange(64)), data.subset(np.arange(64, 96)), epochs=epochs, batch_size=16, lr=5e-3,
+        weight_decay=0, patience=50, device=torch.device("cpu"), to_model_input=maybe_interrupted,
+        n_classes=4, checkpoint=checkpoint, progress=False,
+    )
+
+
+def test_cnn1d_learns_a_separable_problem():
+    torch.manual_seed(0)
+    data = _toy()
+    model = create_model("cnn1d", n_classes=4, channels=[8, 16])
+    _fit(model, data, epochs=12)
+    held_out = _toy(40, seed=1)
+    logits = predict_logits(model, held_out, torch.device("cpu"), make_input_fn("signal", 32, EcgAugment()))
+    assert (logits.argmax(1) == held_out.labels).mean() > 0.9
+
+
+def test_training_resumes_from_checkpoint(tmp_path):
+    data = _toy()
+    checkpoint = tmp_path / "last.pt"
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):  # 4 batches per epoch: dies in the third epoch
+        _fit(create_model("cnn1d", n_classes=4, channels=[8, 16]), data, epochs=5, checkpoint=checkpoint,
+             stop_after_batches=10)
+    assert torch.load(checkpoint, weights_only=False)["epoch"] == 1
+    resumed = _fit(create_model("cnn1d", n_classes=4, channels=[8, 16]), data, epochs=5, checkpoint=checkpoint)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3, 4]
+
+
+def test_class_weights_balance_counts():
+    weights = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert torch.allclose(weights, torch.tensor([4 / 9, 4 / 3, 1.0]))
+
+
+def test_augmentations_keep_shape_and_content():
+    x = torch.arange(2 * 24 * 20, dtype=torch.float32).reshape(2, 24, 20)
+    shifted = augment_batch(x, EcgAugment(time_shift=True, lead_dropout_p=0, gain_db=0))
+    assert shifted.shape == x.shape
+    assert torch.equal(torch.sort(shifted, dim=2).values, torch.sort(x, dim=2).values)  # a roll keeps the values
+    dropped = augment_batch(x, EcgAugment(time_shift=False, lead_dropout_p=1.0, gain_db=0), additive_gain=False)
+    assert torch.count_nonzero(dropped) == 0
+    windows = split_windows_torch(x, 5)
+    assert windows.shape == (2, 4, 24, 5) and torch.equal(windows[:, 1], x[:, :, 5:10])
