@@ -80,7 +80,9 @@ def ecg_predict_batch(inbox: str, model: str = "ecg-default", store: str | None 
         store: artifact store root; default ``PIPELINE_STORE`` or the repo's ``artifacts/``.
 
     Returns:
-        ``{"n_new", "n_seen", "uri"}`` (``uri`` is None when nothing was new).
+        ``{"n_new", "n_seen", "n_failed", "uri"}`` (``uri`` is None when nothing was new).
+        Unreadable records are listed in the report and manifest and not retried until
+        their files change.
     """
     progress = Progress(FLOW, f"classify new records in {inbox}")
     headers = list_inbox(inbox, (".hea",))
@@ -92,9 +94,10 @@ def ecg_predict_batch(inbox: str, model: str = "ecg-default", store: str | None 
         publish_ui(FLOW, table=None, markdown=f"# {FLOW}\n\nNo new records in `{inbox}` ({len(records)} seen).\n",
                    manifest_uri=None)
         progress.update(100, "nothing new")
-        return {"n_new": 0, "n_seen": len(records), "uri": None}
+        return {"n_new": 0, "n_seen": len(records), "n_failed": 0, "uri": None}
     output = predict_ecg_task(model, [r["path"] for r in new], store)
     sha = {r["path"]: r["sha256"] for r in new}
+    errors = {f["record"]: f["error"] for f in output["failed"]}
     counts = Counter(row["label"] for row in output["results"])
     markdown = "\n".join([
         f"# {FLOW}: {len(new)} new records", "", f"* inbox: `{inbox}`", f"* model: `{output['model']}`", "",
@@ -103,18 +106,21 @@ def ecg_predict_batch(inbox: str, model: str = "ecg-default", store: str | None 
                        [[Path(r["record"]).name, r["label"], max(r["probabilities"].values())]
                         for r in output["results"][:200]]),
         *(["", "Notes:", *[f"* {n}" for n in output["notes"]]] if output["notes"] else []),
+        *(["", "Unreadable (recorded, not retried until the files change):", "",
+           markdown_table(["record", "error"], [[Path(k).name, v] for k, v in errors.items()])] if errors else []),
     ]) + "\n"
     uri = publish_report(
         store, AREA, {"predictions.csv": predictions_csv(output["results"], sha), "report.md": markdown},
-        kind="predictions", metrics={"n_records": len(new), "labels": dict(counts)},
-        inputs=[{"uri": r["uri"], "record": r["name"], "sha256": r["sha256"]} for r in new],
+        kind="predictions", metrics={"n_records": len(new), "labels": dict(counts), "n_failed": len(errors)},
+        inputs=[{"uri": r["uri"], "record": r["name"], "sha256": r["sha256"],
+                 **({"error": errors[r["path"]]} if r["path"] in errors else {})} for r in new],
         extra={"model_spec": model, "model": output["model"]},
     )
     table = [{"record": Path(r["record"]).name, "label": r["label"], **r["probabilities"]} for r in output["results"]]
     publish_ui(FLOW, table=table, markdown=markdown + f"\nStored at `{uri}`\n", manifest_uri=uri,
                description=f"{len(new)} records, model {output['model']}")
     progress.update(100, f"published {uri}")
-    return {"n_new": len(new), "n_seen": len(records), "uri": uri}
+    return {"n_new": len(new), "n_seen": len(records), "n_failed": len(errors), "uri": uri}
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from flows.tasks import (  # noqa: E402
 )
 
 FLOW = "ecg-train"
+RECORD_FILES = (".hea", ".mat", ".dat", ".csv")  # WFDB records and manifest CSVs
 
 
 def report_markdown(cfg, result: dict, evaluation: dict, dataset: dict, features: dict, eval_label: str,
@@ -98,7 +99,8 @@ def ecg_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str 
         raise UserError("no training data: pass data= or set 'data' in the config")
     progress = Progress(FLOW, f"{cfg.name}: ingest, scalograms, train, evaluate, publish")
     local = localize(source)
-    dataset = ingest_dataset(local, "ecg-" + safe_id("-".join(Path(local_path(source)).parts[-2:])), store)
+    dataset = ingest_dataset(local, "ecg-" + safe_id("-".join(Path(local_path(source)).parts[-2:])), store,
+                             RECORD_FILES)
     progress.update(10, f"dataset {dataset['version']} ({dataset['n_files']} files)")
     features = run_scalograms(config, local, store, task_runner, max_workers)
     progress.update(40, f"scalograms for {features['n_usable']}/{features['n_records']} records")

@@ -99,3 +99,15 @@ def test_unwritable_output_folder(tmp_path):
     blocker.write_text("x")
     with pytest.raises(UserError, match="not writable"):
         check_writable_dir(blocker / "sub")
+
+
+def test_mp3_is_read_through_librosa(tmp_path):
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3 to make the fixture")
+    sf.write(tmp_path / "x.mp3", _tone(22050, seconds=1.0, channels=2).T, 22050, format="MP3")
+    info = probe_audio(tmp_path / "x.mp3")
+    assert (info.format, info.channels, info.sample_rate) == ("MP3", 2, 22050)
+    audio, sr = read_audio(tmp_path / "x.mp3", sample_rate=16000)
+    assert sr == 16000 and audio.shape[0] == 2 and abs(audio.shape[1] - 16000) < 2000
+    blocks = list(iter_blocks(info, 8000, 100))
+    assert sum(valid for _, _, valid in blocks) == info.frames

@@ -130,7 +130,8 @@ def test_fetch_with_malicious_ids_is_rejected_before_touching_disk(tmp_path):
 def test_stems_get_cli_rejects_malicious_track_id(tmp_path):
     pytest.importorskip("pipeline.cli.stems", reason="'pipeline stems' command not written yet")
     result = subprocess.run(
-        [sys.executable, "-c", "from pipeline.cli import main; main()", "stems", "get", "../../etc", "-o", str(tmp_path / "o")],
+        [sys.executable, "-c", "from pipeline.cli import main; main()",
+         "stems", "get", "../../etc", "-o", str(tmp_path / "o")],
         env={**os.environ, "PIPELINE_STORE": str(tmp_path / "store")}, cwd=REPO, capture_output=True, text=True,
         timeout=60,
     )
@@ -190,7 +191,8 @@ def _assert_killed_write_invisible(store: Store, tmp_path: Path, complete_run: s
     assert store.read_manifest("stems", "song", "killed-run") is None
     assert store.list_runs("stems", "song") == [complete_run]
     assert store.latest("stems", "song") == complete_run
-    assert store.verify_run("stems", "song", "killed-run") == [f"{store.uri('stems', 'song', 'killed-run')}: no manifest"]
+    problems = store.verify_run("stems", "song", "killed-run")
+    assert problems == [f"{store.uri('stems', 'song', 'killed-run')}: no manifest"]
     with pytest.raises(UserError, match="no complete run"):
         store.fetch_run(("stems", "song", "killed-run"), tmp_path / "fetched")
     with pytest.raises(RunExistsError):  # the half-written folder stays claimed, never reused
@@ -241,7 +243,8 @@ def _concurrent_writers(store: Store, tmp_path: Path, env: dict[str, str], n_run
     common = {**env, "START_AT": str(start), "N_RUNS": str(n_runs), "TMP": str(tmp_path)}
     procs = [
         subprocess.Popen([sys.executable, "-c", textwrap.dedent(_CONCURRENT_WRITER), name],
-                         env={**os.environ, **common}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env={**os.environ, **common}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
         for name in ("w1", "w2")
     ]
     outputs = [p.communicate(timeout=120) for p in procs]

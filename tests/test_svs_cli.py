@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from svs_util import REPO, SAMPLE_AUDIO, tiny_bundle, one_thread  # noqa: F401
+from svs_util import REPO, SAMPLE_AUDIO, tiny_bundle, one_thread, write_toy_dataset  # noqa: F401
 
 BUNDLED = REPO / "artifacts" / "models" / "svs" / "svs-default" / "latest.json"
 
@@ -117,3 +117,24 @@ def test_separate_then_stems_get_round_trips_the_bundled_sample(cli, tmp_path, t
     one = cli("stems", "get", info["track_id"], "--run", info["run_id"], "--stem", "vocals", "-o", tmp_path / "one")
     assert one.code == 0 and [p.name for p in (tmp_path / "one").iterdir()] == ["vocals.flac"]
     _assert_one_error(cli("stems", "get", "unknown-track", "-o", tmp_path / "none"))
+
+
+def test_evaluate_separator_json_has_the_issue_keys(cli, tmp_path):
+    data = write_toy_dataset(tmp_path / "data", n_tracks=1, seconds=1.0)
+    result = cli("evaluate", "separator", data, "--model", tiny_bundle(tmp_path / "model"), "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    for key in ("gnsdr", "gsir", "gsar"):
+        assert set(report[key]) == {"vocals", "accompaniment"}
+    assert {"n_tracks", "seconds", "oracle_ibm", "mixture"} <= set(report)
+
+
+@pytest.mark.parametrize("text, message", [("model: {name: nope}", "invalid"), ("train: {steps: 0}", "invalid"),
+                                           ("name: ../evil", "invalid model name")])
+def test_train_separator_rejects_bad_configs(cli, tmp_path, tmp_store, text, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    data = write_toy_dataset(tmp_path / "data", n_tracks=2, seconds=0.5)
+    result = cli("train", "separator", "--config", config, "--data", data)
+    _assert_one_error(result)
+    assert message in result.err

@@ -79,3 +79,21 @@ def test_separate_file_keeps_rate_and_channels_and_sums_to_mixture(tmp_path):
     assert np.max(np.abs(vocals + accomp - stereo)) < 1e-5
     manifest = store.read_manifest("stems", result["track_id"], "tiny-run")
     assert manifest["inputs"][0]["sample_rate"] == 48000
+
+
+def test_amending_a_model_card_keeps_the_manifest_checksum_true(tmp_path):
+    from pipeline.store import sha256_file
+    from pipeline.svs.model_card import amend_model_card
+
+    store = Store.open(tmp_path / "store")
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text("# card\n\n## Training cost\n* fast\n")
+    prefix = ("models", "svs", "x", "run-1")
+    store.publish_run(prefix, {"MODEL_CARD.md": card}, kind="svs-model")
+    for text in ("first", "second"):  # a second call replaces the marked section
+        amend_model_card(store, prefix, "extra", f"## Extra\n{text}\n")
+    stored = store.path(*prefix, "MODEL_CARD.md")
+    body = open(stored).read()
+    assert body.count("## Extra") == 1 and "second" in body and body.index("## Extra") < body.index("## Training cost")
+    entry = store.read_manifest(*prefix)["outputs"][0]
+    assert entry["sha256"] == sha256_file(stored)

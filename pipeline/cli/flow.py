@@ -59,7 +59,9 @@ def list_flows() -> None:
 def run_flow(
     name: str = typer.Argument(..., help="Flow name (see 'pipeline flow list')."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config YAML for flows that take one."),
-    param: list[str] = typer.Option([], "--param", "-p", help="Flow parameter NAME=VALUE (VALUE parsed as JSON if it can be); repeatable."),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="Flow parameter NAME=VALUE (VALUE parsed as JSON if it can be); repeatable."
+    ),
 ) -> None:
     """Run a flow in this process (ephemeral Prefect server unless PREFECT_API_URL is set); print its result as JSON."""
     import importlib

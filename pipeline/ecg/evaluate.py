@@ -6,13 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from pipeline.ecg.predict import predict_prepared, resolve_model
-from pipeline.ecg.prepare import find_records, prepare_record
+from pipeline.ecg.prepare import find_records, prepare_many
 from pipeline.errors import UserError
 from pipeline.evaluation import classification_report, plot_confusion
-from pipeline.io.ecg import read_record
 from pipeline.models.rule import rule_predict
 
 
@@ -23,16 +20,14 @@ def evaluate_folder(data: str | Path, model_spec: str | None, backend: str = "au
     cfg = model.config
     classes = model.meta["classes"]
     prepared, skipped = [], []
-    for path in tqdm(find_records(data), desc="prepare", leave=False):
-        try:
-            record = prepare_record(read_record(path), cfg)
-        except UserError as exc:
-            skipped.append({"record": path.name, "reason": str(exc)})
-            continue
-        if record.label.status != "ok" or record.label.label not in classes:
+    paths = find_records(data)
+    for path, record in zip(paths, prepare_many(paths, cfg)):
+        if isinstance(record, UserError):
+            skipped.append({"record": path.name, "reason": str(record)})
+        elif record.label.status != "ok" or record.label.label not in classes:
             skipped.append({"record": path.name, "reason": f"label {record.label.describe()}"})
-            continue
-        prepared.append(record)
+        else:
+            prepared.append(record)
     if not prepared:
         raise UserError(f"no usable labelled records in {data} ({len(skipped)} skipped)")
     truth = np.array([classes.index(r.label.label) for r in prepared])

@@ -130,3 +130,38 @@ def find_records(data: str | Path) -> list[Path]:
     if not data.exists():
         raise UserError(f"no such data folder or manifest: {data}")
     raise UserError(f"{data} is neither a folder of WFDB records nor a manifest .csv")
+
+
+def _prepare_or_error(args: tuple) -> PreparedRecord | UserError:
+    path, cfg, cache_dir = args
+    try:
+        return prepare_path(path, cfg, cache_dir)
+    except UserError as exc:
+        return exc
+
+
+def prepare_many(
+    paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True
+) -> list[PreparedRecord | UserError]:
+    """Prepare records in worker processes (one per core); a bad record yields its UserError.
+
+    Processes, not threads: the CWT is FFT-bound and single-threaded FFTs in separate
+    processes scale best on small machines (PERF.md §1). ``fork`` where available, so
+    callers need no ``if __name__ == "__main__"`` guard; workers only run numpy/scipy.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from tqdm.auto import tqdm
+
+    workers = workers or min(os.cpu_count() or 1, 8)
+    jobs = [(path, cfg, cache_dir) for path in paths]
+    if workers <= 1 or len(jobs) < 16:
+        return [_prepare_or_error(job) for job in tqdm(jobs, desc="prepare records", disable=not progress, leave=False)]
+    import multiprocessing
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+        results = pool.map(_prepare_or_error, jobs, chunksize=8)
+        return list(tqdm(results, total=len(jobs), desc="prepare records", disable=not progress, leave=False))

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
-from tqdm.auto import tqdm
 
 from pipeline.config import EcgConfig, dump_config
-from pipeline.ecg.prepare import PreparedRecord, find_records, prepare_path
+from pipeline.ecg.prepare import PreparedRecord, find_records, prepare_many
 from pipeline.errors import UserError
 from pipeline.evaluation import classification_report, plot_confusion
 from pipeline.models.rule import rule_predict
@@ -38,16 +37,13 @@ def load_dataset(cfg: EcgConfig, data: str | Path, cache_dir: Path | None = None
     """Prepare every record under ``data``; unreadable or unlabelled records are skipped with a reason."""
     paths = find_records(data)
     records, skipped = [], []
-    for path in tqdm(paths, desc="prepare records", disable=not progress, leave=False):
-        try:
-            prepared = prepare_path(path, cfg, cache_dir)
-        except UserError as exc:
-            skipped.append((path.name, str(exc)))
-            continue
-        if prepared.label.status != "ok" or prepared.label.label not in cfg.classes:
+    for path, prepared in zip(paths, prepare_many(paths, cfg, cache_dir, progress=progress)):
+        if isinstance(prepared, UserError):
+            skipped.append((path.name, str(prepared)))
+        elif prepared.label.status != "ok" or prepared.label.label not in cfg.classes:
             skipped.append((path.name, f"label {prepared.label.describe()}"))
-            continue
-        records.append(prepared)
+        else:
+            records.append(prepared)
     if not records:
         raise UserError(f"no usable labelled records in {data} ({len(skipped)} skipped)")
     return EcgDataset(records, skipped)
@@ -75,6 +71,8 @@ def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | No
     seed_everything(cfg.seed)
     model = create_model(cfg.model.name, n_classes=len(cfg.classes), n_features=n_features, **cfg.model.args)
     fit_idx, val_idx = validation_split(train_data.labels, cfg.train.val_fraction, cfg.seed)
+    if getattr(model, "feature_skip", None) is not None:
+        warm_start_feature_path(model, train_data.subset(fit_idx), len(cfg.classes))
     to_input = make_input_fn(model.input_kind, cfg.scalogram.time_cols_per_window, cfg.train.augment)
     result = fit(
         model, train_data.subset(fit_idx), train_data.subset(val_idx),
@@ -84,6 +82,31 @@ def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | No
         checkpoint=checkpoint, seed=cfg.seed, desc=desc, progress=progress,
     )
     return model, result, to_input
+
+
+def warm_start_feature_path(model, data, n_classes: int) -> None:
+    """Start the hybrid at a logistic regression on the rhythm features (fitted in closed form
+    by scikit-learn on the training part) with the scalogram branch's output layer at zero.
+
+    Training then only has to learn corrections the features cannot make (e.g. atrial
+    flutter with regular conduction), instead of rediscovering heart-rate thresholds
+    from a few hundred records.
+    """
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    present = np.unique(data.labels)
+    regression = LogisticRegression(C=10.0, max_iter=5000, class_weight="balanced").fit(data.features, data.labels)
+    weight = np.zeros((n_classes, data.features.shape[1]), np.float32)
+    bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely
+    weight[present] = regression.coef_ if len(present) > 2 else np.vstack([-regression.coef_, regression.coef_])
+    bias[present] = regression.intercept_ if len(present) > 2 else [-regression.intercept_[0], regression.intercept_[0]]
+    with torch.no_grad():
+        model.feature_skip.weight.copy_(torch.from_numpy(weight))
+        model.feature_skip.bias.copy_(torch.from_numpy(bias))
+        last = model.head[-1]
+        last.weight.zero_()
+        last.bias.zero_()
 
 
 def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -67,6 +67,7 @@ class SvsTrain(StrictModel):
     weight_decay: float = Field(0.0, ge=0)
     val_every: int = Field(250, ge=1, description="Steps between validation/checkpoint.")
     threads: int = Field(2, ge=1, description="torch CPU threads.")
+    eval_max_tracks: int | None = Field(None, ge=1, description="Score at most this many held-out tracks (evenly spread); None = all.")
     device: str = "auto"
     augment: SvsAugment = Field(default_factory=SvsAugment)
 

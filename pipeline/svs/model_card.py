@@ -91,3 +91,48 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         "",
     ]
     path.write_text("\n".join(parts))
+
+
+def heldout_section(title: str, rows: list[tuple[str, dict, dict]]) -> str:
+    """A model-card section from ``(label, model_meta, report)`` rows of other runs."""
+    lines = [f"## {title}", "",
+             "| run | train on | test on | clips | GNSDR voc | GSIR voc | GSAR voc | oracle GNSDR voc | GNSDR acc | stage-2 CPU min |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, meta, rep in rows:
+        train_singers = sorted({t.split("_")[0] for t in meta["split"]["train"]})
+        lines.append(
+            f"| {label} | {', '.join(train_singers)} | {', '.join(rep['singers'])} | {rep['n_tracks']} "
+            f"| {rep['gnsdr']['vocals']:.2f} | {rep['gsir']['vocals']:.2f} | {rep['gsar']['vocals']:.2f} "
+            f"| {rep['oracle_ibm']['gnsdr']['vocals']:.2f} | {rep['gnsdr']['accompaniment']:.2f} "
+            f"| {(meta.get('train_cpu_seconds', 0) - meta.get('pretrain_cpu_seconds', 0)) / 60:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def amend_model_card(store, prefix: tuple[str, ...], marker: str, section: str) -> None:
+    """Insert or replace a marked section of a published ``MODEL_CARD.md`` and re-sign the manifest.
+
+    The manifest's checksum for the card is updated and the manifest rewritten last, so
+    readers never see a card that disagrees with it.
+    """
+    import hashlib
+    import json
+
+    manifest = store.read_manifest(*prefix)
+    if manifest is None:
+        raise FileNotFoundError(f"no manifest under {'/'.join(prefix)}")
+    with store.fs.open(store.path(*prefix, "MODEL_CARD.md"), "rb") as handle:
+        card = handle.read().decode()
+    begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    block = f"{begin}\n{section.rstrip()}\n{end}\n"
+    if begin in card:
+        head, rest = card.split(begin, 1)
+        card = head + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        anchor = "## Training cost"
+        card = card.replace(anchor, block + "\n" + anchor, 1) if anchor in card else card + "\n" + block
+    data = card.encode()
+    store.put_bytes(data, *prefix, "MODEL_CARD.md")
+    for output in manifest["outputs"]:
+        if output["path"] == "MODEL_CARD.md":
+            output.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    store.put_bytes(json.dumps(manifest, indent=2, default=str).encode(), *prefix, "manifest.json")

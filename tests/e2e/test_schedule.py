@@ -92,8 +92,6 @@ def test_separate_inbox_through_server_pool_deployment_and_worker(tmp_path):
     api = f"http://127.0.0.1:{port}/api"
     store = tmp_path / "store"
     inbox = tmp_path / "inbox"
-    write_tone(inbox / "first song.wav", seconds=1.5, seed=3)
-    publish_tiny_separator(str(store))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PIPELINE_STORE"))},
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
@@ -109,6 +107,8 @@ def test_separate_inbox_through_server_pool_deployment_and_worker(tmp_path):
     try:
         procs.append(_start([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
                             logs["server"]))
+        write_tone(inbox / "first song.wav", seconds=1.5, seed=3)  # while the server boots
+        publish_tiny_separator(str(store))
         deadline = time.time() + 120
         while True:
             try:

@@ -44,7 +44,8 @@ def artifacts_of(flow_run_id) -> list:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        return client.read_artifacts(artifact_filter=flt)
 
 
 def publish_tiny_separator(store_root: str, name: str = "svs-tiny") -> str:

@@ -41,7 +41,7 @@ def test_ecg_train_publishes_model_report_and_ui_artifacts(rule_config, store_ro
     assert report["model_uri"] == summary["model_uri"] and report["flow_run_id"] == str(state.state_details.flow_run_id)
     assert "Confusion" in (Path(summary["report_uri"]) / "report.md").read_text()
     dataset = store.read_manifest(*Path(summary["dataset_uri"]).relative_to(store_root).parts)
-    assert dataset["metrics"]["n_files"] == 24
+    assert dataset["metrics"]["n_files"] == 24  # 12 records: .hea + .mat
     feature_dirs = [p for p in (Path(store_root) / "features" / "ecg").iterdir() if p.is_dir()]
     assert len(feature_dirs) == 1 and len(list(feature_dirs[0].glob("*.npz"))) == 12
     keys = _keys(state.state_details.flow_run_id)
@@ -66,11 +66,17 @@ def test_ecg_predict_batch_only_classifies_new_records(tmp_path, store_root):
     assert ecg_predict_batch(inbox=str(inbox), model="rule", store=store_root)["n_new"] == 0
     for suffix in (".hea", ".mat"):
         shutil.copy(SAMPLES / f"{names[2]}{suffix}", inbox)
+    (inbox / "broken.hea").write_text("not a WFDB header\n")  # must not block the good record
     state = ecg_predict_batch(inbox=str(inbox), model="rule", store=store_root, return_state=True)
     third = state.result()
-    assert third["n_new"] == 1 and third["n_seen"] == 3
+    assert third["n_new"] == 2 and third["n_seen"] == 4 and third["n_failed"] == 1
     manifest = Store.open(store_root).read_manifest("predictions", "ecg", third["uri"].rsplit("/", 1)[-1])
-    assert [i["record"] for i in manifest["inputs"]] == [names[2]] and manifest["model_spec"] == "rule"
+    inputs = {i["record"]: i for i in manifest["inputs"]}
+    assert sorted(inputs) == [names[2], "broken"] and manifest["model_spec"] == "rule"
+    assert "error" in inputs["broken"] and "error" not in inputs[names[2]]
+    assert ecg_predict_batch(inbox=str(inbox), model="rule", store=store_root)["n_new"] == 0  # not retried
+    with open(Path(third["uri"]) / "predictions.csv", newline="") as handle:
+        assert [r["record"] for r in csv.DictReader(handle)] == [names[2]]
     assert _keys(state.state_details.flow_run_id)["ecg-predict-batch-metrics"] == "table"
 
 
@@ -110,8 +116,9 @@ def test_separate_inbox_accepts_an_injected_separator(tmp_path, store_root):
 
 
 @pytest.mark.slow
-def test_svs_train_on_synthetic_mir1k_clips(tmp_path, store_root):
+def test_svs_train_on_synthetic_mir1k_clips(tmp_path, store_root, monkeypatch):
     pytest.importorskip("pipeline.svs.train", reason="separation library not present")
+    monkeypatch.setenv("PIPELINE_WORK", str(tmp_path / "work"))  # training checkpoints stay in tmp_path
     from flows.svs_train import svs_train
 
     data = tmp_path / "mir1k"
@@ -143,6 +150,8 @@ def test_pipeline_flow_run_command(rule_config, store_root):
     assert summary["n_records"] == 12 and summary["n_usable"] == 12
     bad = runner.invoke(app, ["flow", "run", "ecg-features", "--param", "nope=1"])
     assert bad.exit_code != 0 and "no parameter nope" in str(bad.exception)
+    bad = runner.invoke(app, ["flow", "run", "separate-inbox", "--config", rule_config])
+    assert bad.exit_code != 0 and "no parameter config" in str(bad.exception)
 
 
 def test_scalograms_on_a_dask_cluster(rule_config, store_root):

@@ -49,15 +49,24 @@ def test_list_inbox_skips_hidden_and_partial_files(tmp_path):
     assert list_inbox.fn(str(tmp_path / "missing"), (".wav",)) == []
 
 
-def test_localize_copies_remote_files(tmp_path):
-    memory = "memory://inbox-test/song.wav"
+def test_localize_copies_remote_files_and_folders(tmp_path, monkeypatch):
+    import tempfile
+
     import fsspec
 
-    with fsspec.open(memory, "wb") as handle:
-        handle.write(b"RIFF")
-    local = localize.fn(memory)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # download cache under tmp_path
+    (tmp_path / "tmp").mkdir()
+    memory = fsspec.filesystem("memory")
+    for name in ("inbox-test/song.wav", "inbox-test/sub/b.hea"):
+        memory.pipe(f"/{name}", b"RIFF")
+    local = localize.fn("memory://inbox-test/song.wav")
     assert Path(local).read_bytes() == b"RIFF" and Path(local).name == "song.wav"
+    assert Path(local).is_relative_to(tmp_path)
+    folder = Path(localize.fn("memory://inbox-test"))
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "song.wav", "sub/b.hea"]
     assert localize.fn(str(tmp_path)) == str(tmp_path)
+    memory.rm("/inbox-test", recursive=True)
 
 
 def test_ingest_dataset_is_content_addressed(tmp_path):

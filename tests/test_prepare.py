@@ -1,0 +1,36 @@
+"""Record preparation: cache keyed by content and config, worker processes equal to in-process."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.config import EcgConfig
+from pipeline.ecg.prepare import find_records, prepare_many, prepare_path
+from pipeline.errors import UserError
+from tests.conftest import SAMPLE_ECG
+
+
+def test_cache_hit_equals_fresh_and_config_change_misses(tmp_path):
+    cfg = EcgConfig()
+    fresh = prepare_path(SAMPLE_ECG / "JS00007", cfg, tmp_path)
+    cached = prepare_path(SAMPLE_ECG / "JS00007", cfg, tmp_path)
+    np.testing.assert_array_equal(fresh.image, cached.image)
+    assert cached.label == fresh.label and cached.label.label == "AFIB"
+    other = EcgConfig()
+    other.scalogram.scale_rows_per_lead = 4
+    assert prepare_path(SAMPLE_ECG / "JS00007", other, tmp_path).image.shape[0] == 48
+    assert len(list(tmp_path.glob("*/*.npz"))) == 2
+
+
+def test_worker_processes_match_in_process_and_report_bad_records(tmp_path):
+    cfg = EcgConfig()
+    paths = find_records(SAMPLE_ECG)
+    bad = tmp_path / "broken.dat"
+    bad.write_bytes(b"\x00" * 10)
+    jobs = paths + paths[:4] + [bad]  # 17 jobs: above the in-process threshold
+    parallel = prepare_many(jobs, cfg, workers=2, progress=False)
+    assert isinstance(parallel[-1], UserError) and "header file" in str(parallel[-1])
+    serial = prepare_many(paths[:2], cfg, workers=1, progress=False)
+    for a, b in zip(parallel[:2], serial):
+        np.testing.assert_allclose(a.image, b.image, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(a.features, b.features, rtol=1e-5)
