@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +99,10 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
         label=prepared.label.label or "",
         classes=np.array(prepared.label.classes, dtype=str),
     )
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(cached)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=cached.parent)  # unique: workers may race
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(buffer.getvalue())
+    os.replace(tmp, cached)
     return prepared
 
 
