@@ -21,10 +21,12 @@ from bench.common import emit, median_seconds  # noqa: E402
 def ecg_case(name: str, args: dict, batch: int):
     from pipeline.models import create_model
 
-    model = create_model(name, n_classes=4, n_features=9, **args)
+    from pipeline.transforms.rhythm import NETWORK_FEATURE_COUNT
+
+    model = create_model(name, n_classes=4, n_features=NETWORK_FEATURE_COUNT, **args)
     x = torch.randn(batch, 10, 96, 32) if model.input_kind == "scalogram" else torch.randn(batch, 12, 1000)
     target = torch.randint(0, 4, (batch,))
-    features = torch.randn(batch, 9)
+    features = torch.randn(batch, NETWORK_FEATURE_COUNT)
     return model, lambda m, xx: torch.nn.functional.cross_entropy(m(xx, features), target), x
 
 

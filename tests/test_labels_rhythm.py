@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.labels import rhythm_label
 from pipeline.models.rule import rule_predict
-from pipeline.transforms.rhythm import detect_qrs, rhythm_features
+from pipeline.transforms.rhythm import detect_qrs, p_wave_consistency, rhythm_features
 from tests.conftest import synthetic_ecg
 
 
@@ -53,3 +53,14 @@ def test_rule_baseline_decides_each_class():
 def test_rule_rejects_unknown_threshold():
     with pytest.raises(ValueError, match="unknown rule thresholds"):
         rule_predict(np.zeros((1, 6), np.float32), irregular=0.2)
+
+
+def test_p_wave_consistency_separates_sinus_from_fibrillation():
+    fs, rng = 500, np.random.default_rng(0)
+    base = synthetic_ecg(bpm=80, jitter=0.3, seed=1).T
+    peaks = detect_qrs(base, fs)
+    t = np.arange(base.shape[1]) / fs
+    sinus = base + 0.15 * sum(np.exp(-0.5 * ((t - p / fs + 0.16) / 0.02) ** 2) for p in peaks)
+    fibrillation = base + 0.05 * np.sin(2 * np.pi * 6.3 * t + rng.uniform(0, 6, (12, 1))) + 0.03 * rng.standard_normal(base.shape)
+    assert p_wave_consistency(sinus, fs, peaks) > 0.8
+    assert p_wave_consistency(fibrillation, fs, peaks) < 0.3

@@ -16,7 +16,7 @@ from pipeline.errors import UserError
 from pipeline.io.ecg import EcgRecord, read_record, record_base, to_standard_leads
 from pipeline.labels import RhythmLabel, rhythm_label
 from pipeline.transforms import ecg as ecg_tf
-from pipeline.transforms.rhythm import rhythm_features
+from pipeline.transforms.rhythm import FEATURES_VERSION, rhythm_features
 from pipeline.transforms.scalogram import ScalogramSpec, stacked_scalogram
 
 SIGNAL_RATE_HZ = 100.0  # the 1D CNN sees the filtered signal at 100 Hz (rhythm needs no more)
@@ -30,7 +30,7 @@ class PreparedRecord:
         name: record name.
         image: (12 * rows_per_lead, n_windows * cols_per_window) stacked scalogram.
         signal: (12, n_windows * 100) filtered, normalised signal at 100 Hz.
-        features: (6,) rhythm features (see ``pipeline.transforms.rhythm``).
+        features: (7,) rhythm features (see ``pipeline.transforms.rhythm``).
         label: rhythm label from ``#Dx``.
         note: message for the user (padding, extra windows) or None.
     """
@@ -81,7 +81,7 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
         candidate = base.with_suffix(suffix)
         if candidate.exists():
             digest.update(candidate.read_bytes())
-    key = config_hash(cfg.preprocess) + config_hash(cfg.scalogram)
+    key = f"{config_hash(cfg.preprocess)}{config_hash(cfg.scalogram)}-f{FEATURES_VERSION}"
     cached = cache_dir / key / f"{base.name}-{digest.hexdigest()[:16]}.npz"
     if cached.exists():
         with np.load(cached, allow_pickle=False) as data:

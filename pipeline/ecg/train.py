@@ -95,12 +95,23 @@ def warm_start_feature_path(model, data, n_classes: int) -> None:
     import torch
     from sklearn.linear_model import LogisticRegression
 
+    from sklearn.preprocessing import StandardScaler
+
     present = np.unique(data.labels)
-    regression = LogisticRegression(C=10.0, max_iter=5000, class_weight="balanced").fit(data.features, data.labels)
+    scaler = StandardScaler().fit(data.features)
+    regression = LogisticRegression(C=0.3, max_iter=5000, class_weight="balanced").fit(
+        scaler.transform(data.features), data.labels
+    )
+    if len(present) > 2:
+        coef, intercept = regression.coef_, regression.intercept_
+    else:  # binary: softmax over [-z/2, z/2] equals the sigmoid of z
+        coef = np.vstack([-regression.coef_, regression.coef_]) / 2
+        intercept = np.array([-1.0, 1.0]) * regression.intercept_[0] / 2
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     weight = np.zeros((n_classes, data.features.shape[1]), np.float32)
     bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely
-    weight[present] = regression.coef_ if len(present) > 2 else np.vstack([-regression.coef_, regression.coef_])
-    bias[present] = regression.intercept_ if len(present) > 2 else [-regression.intercept_[0], regression.intercept_[0]]
+    weight[present] = coef / scale  # fold the standardisation into the linear layer
+    bias[present] = intercept - (coef * scaler.mean_ / scale).sum(axis=1)
     with torch.no_grad():
         model.feature_skip.weight.copy_(torch.from_numpy(weight))
         model.feature_skip.bias.copy_(torch.from_numpy(bias))

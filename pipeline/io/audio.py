@@ -215,14 +215,22 @@ def _dbfs(value: float) -> str:
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Resample ``(channels, samples)`` audio with soxr (high quality) via librosa."""
+    """Resample ``(channels, samples)`` audio with soxr (high quality; what librosa uses by default).
+
+    soxr is called directly: importing librosa costs seconds at every CLI start.
+    """
     if orig_sr == target_sr:
         return audio
-    import librosa
+    try:
+        import soxr
+    except ImportError:  # pragma: no cover - soxr ships with librosa
+        import librosa
 
-    return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq", axis=-1).astype(
-        np.float32, copy=False
-    )
+        return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq", axis=-1).astype(
+            np.float32, copy=False
+        )
+    out = soxr.resample(np.ascontiguousarray(audio.T, dtype=np.float32), orig_sr, target_sr, quality="HQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
 
 
 def _format_for(path: Path, fmt: str | None) -> tuple[str, str]:

@@ -14,7 +14,8 @@ class SvsStft(StrictModel):
     n_fft: int = Field(1024, ge=64, description="FFT size (bins = n_fft // 2 + 1).")
     win_length: int = Field(1024, ge=32, description="Hann window length (samples), <= n_fft.")
     hop: int = Field(256, ge=16, description="Hop between frames (samples).")
-    features: Literal["log", "linear"] = Field("log", description="log1p(|S|) or |S| as network input.")
+    features: Literal["log", "linear"] = Field("log", description="log1p(log_scale * |S|) or |S| as network input.")
+    log_scale: float = Field(1.0, gt=0, description="Gain inside log1p: larger values compress quiet bins less linearly.")
 
     @model_validator(mode="after")
     def _check(self) -> "SvsStft":

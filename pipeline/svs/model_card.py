@@ -25,8 +25,22 @@ def results_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _show_path(data: str) -> str:
+    """A data path as users should type it: relative to the repository when it is nearby."""
+    import os
+
+    from pipeline.config import REPO_ROOT
+
+    resolved = Path(data).resolve()
+    if resolved.is_relative_to(REPO_ROOT.parent):
+        return os.path.relpath(resolved, REPO_ROOT)
+    return str(data)
+
+
 def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str, extra_sections: str = "") -> None:
+    """Write ``MODEL_CARD.md`` from the resolved config, the run metadata and the held-out report."""
     split = meta["split"]
+    data = _show_path(data)
     songs = lambda ids: sorted({i.rsplit("_", 1)[0] for i in ids})  # noqa: E731
     parts = [
         f"# Model card: `{cfg.name}` (run `{meta['run_id']}`)",
@@ -71,6 +85,10 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         f"autoencoder pre-training), {meta['train_steps']} cross-entropy steps of "
         f"{cfg.train.batch_size} patches, CPU only, torch with {meta['threads']} thread(s), `nice -n 10` on a "
         "2-core machine shared with other jobs.",
+        *([f"* Process CPU time: {meta['train_cpu_seconds'] / 60:.1f} min in total "
+           f"({meta['pretrain_cpu_seconds'] / 60:.1f} min pre-training); stage 2 stops after "
+           f"{cfg.train.time_budget_min} CPU-min (`train.time_budget_min`)."]
+          if "train_cpu_seconds" in meta else []),
         "",
         "## Reproduce",
         "```",
@@ -108,18 +126,48 @@ def heldout_section(title: str, rows: list[tuple[str, dict, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def amend_model_card(store, prefix: tuple[str, ...], marker: str, section: str) -> None:
-    """Insert or replace a marked section of a published ``MODEL_CARD.md`` and re-sign the manifest.
+def refresh_model_card(store, prefix: tuple[str, ...], extra_sections: str = "") -> str:
+    """Re-write a published run's ``MODEL_CARD.md`` from its ``model.json`` (and re-sign the manifest).
 
-    The manifest's checksum for the card is updated and the manifest rewritten last, so
-    readers never see a card that disagrees with it.
+    Returns the new card text. Use it after improving the card writer, or to add sections.
     """
+    import json
+    import tempfile
+
+    from pipeline.svs.config import SvsConfig
+
+    with store.fs.open(store.path(*prefix, "model.json"), "rb") as handle:
+        meta = json.loads(handle.read())
+    cfg = SvsConfig.model_validate(meta["config"])
+    with tempfile.TemporaryDirectory() as tmp:
+        card = Path(tmp) / "MODEL_CARD.md"
+        write_model_card(card, cfg, meta, meta.get("evaluation"), cfg.data or "DATA", extra_sections)
+        text = card.read_text()
+    _replace_card(store, prefix, text)
+    return text
+
+
+def _replace_card(store, prefix: tuple[str, ...], card: str) -> None:
     import hashlib
     import json
 
     manifest = store.read_manifest(*prefix)
     if manifest is None:
         raise FileNotFoundError(f"no manifest under {'/'.join(prefix)}")
+    data = card.encode()
+    store.put_bytes(data, *prefix, "MODEL_CARD.md")
+    for output in manifest["outputs"]:
+        if output["path"] == "MODEL_CARD.md":
+            output.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    store.put_bytes(json.dumps(manifest, indent=2, default=str).encode(), *prefix, "manifest.json")
+
+
+def amend_model_card(store, prefix: tuple[str, ...], marker: str, section: str) -> None:
+    """Insert or replace a marked section of a published ``MODEL_CARD.md`` and re-sign the manifest.
+
+    The manifest's checksum for the card is updated and the manifest rewritten last, so
+    readers never see a card that disagrees with it.
+    """
     with store.fs.open(store.path(*prefix, "MODEL_CARD.md"), "rb") as handle:
         card = handle.read().decode()
     begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
@@ -130,9 +178,4 @@ def amend_model_card(store, prefix: tuple[str, ...], marker: str, section: str) 
     else:
         anchor = "## Training cost"
         card = card.replace(anchor, block + "\n" + anchor, 1) if anchor in card else card + "\n" + block
-    data = card.encode()
-    store.put_bytes(data, *prefix, "MODEL_CARD.md")
-    for output in manifest["outputs"]:
-        if output["path"] == "MODEL_CARD.md":
-            output.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-    store.put_bytes(json.dumps(manifest, indent=2, default=str).encode(), *prefix, "manifest.json")
+    _replace_card(store, prefix, card)

@@ -38,7 +38,7 @@ def voice_mask(mix_spec, sep: LoadedSeparator, threshold: float | None = None, w
     threshold = cfg.ibm.threshold if threshold is None else threshold
     wiener = cfg.separate.wiener if wiener is None else wiener
     mag = mix_spec.abs()
-    feats = features(mag, cfg.stft.features).numpy()
+    feats = features(mag, cfg.stft.features, cfg.stft.log_scale).numpy()
     logits = np.concatenate([sep.runner.mask_logits(feats[c:c + 1]) for c in range(feats.shape[0])], axis=0)
     prob = torch.sigmoid(torch.from_numpy(logits))
     mask = threshold_mask(prob, threshold)

@@ -70,8 +70,8 @@ def _batch_tensors(sampler, cfg: SvsConfig, size: int):
             if sampler.rng.random() < aug.shift_p:
                 v[i] = shift_spectrum(v[i], 2 ** (sampler.rng.uniform(*aug.shift_semitones) / 12))
     a = stft(torch.from_numpy(acc), cfg.stft)
-    mix_feat = features((v + a).abs(), cfg.stft.features)
-    voice_feat = features(v.abs(), cfg.stft.features)
+    mix_feat = features((v + a).abs(), cfg.stft.features, cfg.stft.log_scale)
+    voice_feat = features(v.abs(), cfg.stft.features, cfg.stft.log_scale)
     label = ideal_binary_mask(v, a, cfg.ibm.smooth)
     return mix_feat, voice_feat, label
 

@@ -49,9 +49,9 @@ def n_frames(n_samples: int, cfg: SvsStft) -> int:
     return n_samples // cfg.hop + 1
 
 
-def features(magnitude: torch.Tensor, kind: str) -> torch.Tensor:
-    """Network input from ``|S|``: ``log1p(|S|)`` (default) or ``|S|`` itself; same shape."""
-    return torch.log1p(magnitude) if kind == "log" else magnitude
+def features(magnitude: torch.Tensor, kind: str, log_scale: float = 1.0) -> torch.Tensor:
+    """Network input from ``|S|``: ``log1p(log_scale * |S|)`` (``log``) or ``|S|``; same shape."""
+    return torch.log1p(log_scale * magnitude) if kind == "log" else magnitude
 
 
 def ideal_binary_mask(

@@ -2,7 +2,9 @@
 
 A simple multi-lead energy detector (band-pass 5-25 Hz, squared slope summed over leads,
 150 ms moving average, peak picking with a 250 ms refractory period). It is what the
-``rule`` baseline decides on, and the hybrid networks get the same numbers as extra inputs.
+``rule`` baseline decides on, and the hybrid networks get the same numbers as extra inputs,
+plus P-wave consistency: sinus beats are preceded by the same P wave every time, atrial
+fibrillation by uncorrelated fibrillatory activity.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ FEATURE_NAMES = (
     "frac_successive_diff_gt_50ms",
     "rr_range_norm",
     "beats_detected",
+    "p_wave_consistency",
 )
+FEATURES_VERSION = 2  # part of the feature-cache key: bump when the features change
+P_WAVE_LEADS = (1, 2, 5, 6)  # II, III, aVF, V1 in the standard order: where P waves are clearest
 
 
 def detect_qrs(x: np.ndarray, fs: float) -> np.ndarray:
@@ -41,18 +46,41 @@ def detect_qrs(x: np.ndarray, fs: float) -> np.ndarray:
     return peaks
 
 
-def rhythm_features(x: np.ndarray, fs: float) -> np.ndarray:
-    """Heart rate and RR-irregularity features, see :data:`FEATURE_NAMES`.
+def p_wave_consistency(x: np.ndarray, fs: float, peaks: np.ndarray, leads: tuple[int, ...] = P_WAVE_LEADS) -> float:
+    """Energy of the beat-averaged pre-QRS segment over the mean per-beat energy.
+
+    The segment runs from 300 ms to 80 ms before each R peak. Identical P waves give 1;
+    uncorrelated atrial activity (fibrillation) gives about 1 / n_beats.
 
     Args:
-        x: (leads, n_samples) baseline-free signal at ``fs`` Hz.
+        x: (12, n_samples) baseline-free signal in standard lead order.
+        peaks: R-peak sample indices from :func:`detect_qrs`.
+    """
+    start, stop = int(0.30 * fs), int(0.08 * fs)
+    usable = [p for p in peaks if p - start >= 0]
+    if len(usable) < 3:
+        return 0.0
+    values = []
+    for lead in leads:
+        segments = np.stack([x[lead, p - start : p - stop] for p in usable])
+        segments = segments - segments.mean(axis=1, keepdims=True)
+        values.append(np.sum(segments.mean(axis=0) ** 2) / (np.mean(np.sum(segments**2, axis=1)) + 1e-9))
+    return float(np.mean(values))
+
+
+def rhythm_features(x: np.ndarray, fs: float) -> np.ndarray:
+    """Heart rate, RR-irregularity and P-wave features, see :data:`FEATURE_NAMES`.
+
+    Args:
+        x: (12, n_samples) baseline-free signal at ``fs`` Hz, standard lead order.
     Returns:
-        (6,) float32: heart rate (bpm), RR coefficient of variation, RMSSD / mean RR,
-        fraction of successive RR differences > 50 ms, (max-min)/mean RR, beat count.
+        (7,) float32: heart rate (bpm), RR coefficient of variation, RMSSD / mean RR,
+        fraction of successive RR differences > 50 ms, (max-min)/mean RR, beat count,
+        P-wave consistency.
     """
     peaks = detect_qrs(x, fs)
     if len(peaks) < 3:
-        return np.array([0.0, 0.0, 0.0, 0.0, 0.0, float(len(peaks))], dtype=np.float32)
+        return np.array([0.0, 0.0, 0.0, 0.0, 0.0, float(len(peaks)), 0.0], dtype=np.float32)
     rr = np.diff(peaks) / fs
     mean_rr = float(rr.mean())
     successive = np.abs(np.diff(rr))
@@ -64,27 +92,32 @@ def rhythm_features(x: np.ndarray, fs: float) -> np.ndarray:
             float(np.mean(successive > 0.05)) if len(successive) else 0.0,
             float((rr.max() - rr.min()) / mean_rr),
             float(len(peaks)),
+            p_wave_consistency(x, fs, peaks),
         ],
         dtype=np.float32,
     )
 
 
-NETWORK_FEATURE_COUNT = 9
+NETWORK_FEATURE_COUNT = 12
 
 
 def feature_vector_for_network(features: np.ndarray) -> np.ndarray:
-    """Rhythm features as a network input: scaled values plus the rule's three decisions.
+    """Rhythm features as a network input: scaled values plus rule-style decisions.
 
-    The indicators (rate < 60 bpm, rate > 100 bpm, RR coefficient of variation > 0.10) let
-    a linear head reproduce the rule baseline, so the scalogram branch only has to learn
-    what the rule gets wrong (flutter with regular conduction, premature beats).
+    The indicators (rate < 60 bpm, rate > 100 bpm, RR coefficient of variation > 0.10, and
+    irregular with / without consistent P waves, split at 0.3) let a linear head reproduce
+    the rule baseline and refine it, so the scalogram branch only has to learn what these
+    numbers miss (e.g. atrial flutter with regular conduction).
 
     Args:
-        features: (..., 6) from :func:`rhythm_features`.
+        features: (..., 7) from :func:`rhythm_features`.
     Returns:
-        (..., 9) float32.
+        (..., 12) float32.
     """
-    scale = np.array([100.0, 0.2, 0.2, 1.0, 0.5, 20.0], dtype=np.float32)
-    rate, rr_cv = features[..., 0], features[..., 1]
-    indicators = np.stack([rate < 60.0, rate > 100.0, rr_cv > 0.10], axis=-1).astype(np.float32)
+    scale = np.array([100.0, 0.2, 0.2, 1.0, 0.5, 20.0, 1.0], dtype=np.float32)
+    rate, rr_cv, p_wave = features[..., 0], features[..., 1], features[..., 6]
+    irregular = rr_cv > 0.10
+    indicators = np.stack(
+        [rate < 60.0, rate > 100.0, irregular, irregular & (p_wave < 0.3), irregular & (p_wave >= 0.3)], axis=-1
+    ).astype(np.float32)
     return np.concatenate([features / scale, indicators], axis=-1).astype(np.float32)
