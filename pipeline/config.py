@@ -84,6 +84,10 @@ class EcgTrain(StrictModel):
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     folds: int = Field(5, ge=2)
     device: str = "auto"
+    threads: int | None = Field(
+        1, ge=1, description="torch CPU threads; 1 because these small models gain little from more, "
+        "and 2 threads on a busy 2-core machine ran 15x slower (null = torch default)."
+    )
     augment: EcgAugment = Field(default_factory=EcgAugment)
 
 

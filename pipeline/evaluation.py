@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
+from pipeline.atomic import atomic_path
+
 
 def classification_report(
     y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], n_boot: int = 2000, seed: int = 0
@@ -66,5 +68,8 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path, title: 
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
                     color="white" if matrix[i, j] > matrix.max() / 2 else "black")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)

@@ -46,6 +46,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from pipeline import __version__
+from pipeline.atomic import publish_mode
 from pipeline.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -138,6 +139,7 @@ def _fsync_write(path: str | os.PathLike, write) -> None:
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
+    publish_mode(path)
 
 
 @dataclass(frozen=True)

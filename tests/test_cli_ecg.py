@@ -36,12 +36,13 @@ def tiny_model(tmp_path_factory):
     cfg["train"].update(epochs=1, folds=2, val_fraction=0.25, batch_size=4)
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PIPELINE_STORE": str(root / "store")}
+    env = {**os.environ, "PIPELINE_STORE": str(root / "store"), "PIPELINE_WORK": str(root / "work")}
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "train", "ecg", "--config", str(config), "--data", str(SAMPLE_ECG)],
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr
+    assert not list((root / "work").rglob("*.pt"))  # resume checkpoints are removed once published
     return root / "store"
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from pipeline.atomic import atomic_path
 from pipeline.ecg.predict import predict_prepared, resolve_model
 from pipeline.ecg.prepare import find_records, prepare_many
 from pipeline.errors import UserError
@@ -40,8 +41,7 @@ def evaluate_folder(data: str | Path, model_spec: str | None, backend: str = "au
     )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".report.json.tmp"
-        tmp.write_text(json.dumps(report, indent=2))
-        tmp.replace(out / "report.json")
+        with atomic_path(out / "report.json") as tmp:
+            tmp.write_text(json.dumps(report, indent=2))
         plot_confusion(report["confusion"], classes, out / "confusion.png", f"{model.label}: accuracy {report['accuracy']:.3f}")
     return report

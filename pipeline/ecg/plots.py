@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 
+from pipeline.atomic import atomic_path
 from pipeline.config import EcgConfig
 from pipeline.ecg.prepare import PreparedRecord
 from pipeline.io.ecg import STANDARD_LEADS
@@ -38,12 +37,8 @@ def plot_scalogram(record: PreparedRecord, cfg: EcgConfig, out: Path) -> None:
     hr = record.features[0]
     ax.set_title(f"{record.name}: label {label}, heart rate {hr:.0f} bpm - log |CWT| ({cfg.scalogram.wavelet})")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import atomic_path
 from pipeline.config import EcgConfig, config_hash
 from pipeline.errors import UserError
 from pipeline.io.ecg import EcgRecord, read_record, record_base, to_standard_leads
@@ -99,10 +98,8 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
         label=prepared.label.label or "",
         classes=np.array(prepared.label.classes, dtype=str),
     )
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=cached.parent)  # unique: workers may race
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(buffer.getvalue())
-    os.replace(tmp, cached)
+    with atomic_path(cached) as tmp:  # unique temporary name: worker processes may race
+        tmp.write_bytes(buffer.getvalue())
     return prepared
 
 

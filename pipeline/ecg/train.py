@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -11,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from pipeline.config import EcgConfig, dump_config
+from pipeline.config import REPO_ROOT, EcgConfig, config_hash, dump_config
 from pipeline.ecg.prepare import PreparedRecord, find_records, prepare_many
 from pipeline.errors import UserError
 from pipeline.evaluation import classification_report, plot_confusion
@@ -69,6 +72,10 @@ def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | No
     from pipeline.training import fit
 
     seed_everything(cfg.seed)
+    if cfg.train.threads:
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
     model = create_model(cfg.model.name, n_classes=len(cfg.classes), n_features=n_features, **cfg.model.args)
     fit_idx, val_idx = validation_split(train_data.labels, cfg.train.val_fraction, cfg.seed)
     if getattr(model, "feature_skip", None) is not None:
@@ -198,18 +205,20 @@ def train_ecg(cfg: EcgConfig, data: str | Path, store=None, cv: bool = True, pro
     cache = Path(store.path("features", "ecg")) if store.is_local else None
     dataset = load_dataset(cfg, data, cache, progress)
     run_id = new_run_id()
+    work = work_dir_for(cfg, data)
+    work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         metrics: dict = {"n_records": len(dataset.records), "n_skipped": len(dataset.skipped),
                          "skipped": [{"record": n, "reason": r} for n, r in dataset.skipped]}
         if cv:
-            metrics["cross_validation"] = cross_validate(cfg, dataset, out, progress)
+            metrics["cross_validation"] = cross_validate(cfg, dataset, work, progress)
         cv_seconds = time.perf_counter() - started
         kind = input_kind_of(cfg)
         model, n_features, extra = None, 0, {}
         if kind != "rule":
             arrays, n_features = build_arrays(dataset, cfg, kind)
-            model, result, _ = fit_model(cfg, arrays, n_features, out / "final.pt", "final fit", progress)
+            model, result, _ = fit_model(cfg, arrays, n_features, work / "final.pt", "final fit", progress)
             extra = {"best_epoch": result.best_epoch, "history": result.history}
         metrics["seconds"] = {"cross_validation": round(cv_seconds, 1), "total": round(time.perf_counter() - started, 1)}
         bundle = out / "bundle"
@@ -218,11 +227,19 @@ def train_ecg(cfg: EcgConfig, data: str | Path, store=None, cv: bool = True, pro
         uri = store.publish_run(("models", "ecg", cfg.name, run_id), files, kind="model", config=cfg.model_dump(mode="json"),
                                 metrics=_headline(metrics), inputs=[{"uri": str(data), "records": len(dataset.records)}])
         store.set_latest(("models", "ecg", cfg.name), run_id)
+        shutil.rmtree(work, ignore_errors=True)  # published: the checkpoints have done their job
         if bundle_dir is not None:
             bundle_dir.mkdir(parents=True, exist_ok=True)
             for name, path in files.items():
                 (bundle_dir / name).write_bytes(path.read_bytes())
     return {"uri": uri, "run_id": run_id, "metrics": metrics}
+
+
+def work_dir_for(cfg: EcgConfig, data: str | Path) -> Path:
+    """Checkpoint folder of an interrupted run: the same config and data resume from it."""
+    root = Path(os.environ.get("PIPELINE_WORK", REPO_ROOT / "artifacts" / "work"))
+    data_key = hashlib.sha256(str(Path(data).resolve()).encode()).hexdigest()[:8]
+    return root / "ecg" / f"{cfg.name}-{config_hash(cfg)}-{data_key}"
 
 
 def save_bundle_dir(folder: Path, cfg, model, kind, n_features, metrics, extra, run_id) -> None:

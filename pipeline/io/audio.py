@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from pipeline.atomic import publish_mode
 from pipeline.errors import UserError
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"}
@@ -261,6 +262,7 @@ def atomic_writer(path: str | os.PathLike, sample_rate: int, channels: int, fmt:
         with sf.SoundFile(tmp, "w", samplerate=int(sample_rate), channels=int(channels),
                           format=container, subtype=subtype) as handle:
             yield handle
+        publish_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
