@@ -18,10 +18,16 @@ def write_model_card(path, cfg: EcgConfig, metrics: dict, extra: dict) -> None:
         f"Model `{cfg.model.name}` ({cfg.model.args or 'default arguments'}), rhythm features "
         f"{'on' if cfg.model.rhythm_features else 'off'}; classes {', '.join(cfg.classes)}.",
         "",
+        "## Method",
+        _method(cfg),
+        "",
         "## Data",
         f"{metrics['n_records']} labelled records used, {metrics['n_skipped']} skipped "
         "(no rhythm code, codes of two classes, or unreadable). Labels: SNOMED-CT `#Dx` codes merged "
-        "into four classes with `pipeline/resources/rhythm_4class_map.csv`.",
+        "into four classes with `pipeline/resources/rhythm_4class_map.csv`."
+        + ("" if not metrics.get("skipped") else " Skipped: " + "; ".join(
+            f"{s['record']} ({s['reason'].split(': ', 1)[-1]})" for s in metrics["skipped"][:10])
+           + (" ..." if len(metrics["skipped"]) > 10 else "") + "."),
         "",
     ]
     cvm = metrics.get("cross_validation")
@@ -62,6 +68,30 @@ def write_model_card(path, cfg: EcgConfig, metrics: dict, extra: dict) -> None:
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _method(cfg: EcgConfig) -> str:
+    sc = cfg.scalogram
+    text = (
+        f"Each record is resampled to {cfg.preprocess.fs:g} Hz, baseline-corrected with median filters "
+        f"({' + '.join(f'{1000 * w:.0f} ms' for w in cfg.preprocess.median_windows_s)}), and turned into a "
+        f"complex-Morlet ({sc.wavelet}) scalogram with {sc.n_scales} log-spaced scales from {sc.f_min_hz:g} to "
+        f"{sc.f_max_hz:g} Hz, computed over the whole record and cut into {sc.window_s:g}-s windows; each window's "
+        f"12 leads are stacked row-wise ({sc.scale_rows_per_lead} rows per lead x {sc.time_cols_per_window} "
+        "columns after antialiased resizing)."
+    )
+    if cfg.model.name == "rule":
+        return ("No learning: QRS detection gives heart rate and RR irregularity; AFIB if the RR coefficient of "
+                "variation exceeds 0.10, else SB below 60 bpm, GSVT above 100 bpm, SR otherwise.")
+    if cfg.model.rhythm_features:
+        text += (
+            " Hybrid: rhythm features from QRS detection (heart rate, RR irregularity, P-wave consistency before "
+            "each QRS, and the rule's threshold decisions) enter the network head through a linear path that is "
+            "initialised to a logistic regression fitted on the training part; the scalogram branch starts at zero "
+            "output and learns corrections. Without this path a CNN trained for minutes on 300 records lost to the "
+            "rule baseline (about 88% vs 95% in our trials)."
+        )
+    return text
 
 
 def _cpu_note() -> str:

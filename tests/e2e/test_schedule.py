@@ -1,4 +1,4 @@
-"""End to end through the scheduling path, on loopback, as docs/schedule.md describes it.
+"""End to end through the scheduling path, on loopback, as the README section "Run it on a schedule" describes it.
 
 A real ``prefect server start`` (SQLite in a temporary PREFECT_HOME, a free port), the
 ``gpu`` process pool, ``prefect deploy --name separate-inbox`` from prefect.yaml, a
