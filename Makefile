@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/pipeline predict samples/ecg/JS00013.mat samples/ecg/JS00007.mat samples/ecg/JS00012.mat samples/ecg/JS00008.mat
 	$(BIN)/pipeline scalogram samples/ecg/JS00007.mat -o artifacts/quickstart/JS00007-scalogram.png
 	$(BIN)/pipeline evaluate ecg samples/ecg --out artifacts/quickstart/ecg-eval
+	$(BIN)/pipeline separate samples/audio/music-delta-80s-rock.ogg --out artifacts/quickstart/stems
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -63,9 +63,18 @@ def test_timm_local_weights_file_is_loaded(tmp_path):
 
 
 def test_timm_missing_weights_file_and_offline_hub(tmp_path, monkeypatch):
+    import timm
+
     with pytest.raises(UserError, match="not found"):
         create_model("timm_cnn", n_classes=4, pretrained=str(tmp_path / "nope.pth"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    real_create = timm.create_model
+
+    def offline(name, pretrained=False, **kwargs):  # what the hub download does without a network
+        if pretrained and "pretrained_cfg_overlay" not in kwargs:
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+        return real_create(name, pretrained=pretrained, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(UserError, match="local weights file"):
         create_model("timm_cnn", n_classes=4, backbone="resnet18", pretrained="imagenet")
 
