@@ -140,13 +140,12 @@ def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 
 def input_kind_of(cfg: EcgConfig) -> str:
+    """``scalogram``, ``signal`` or ``rule``: which stored arrays the configured model eats."""
     if cfg.model.name == "rule":
         return "rule"
-    from pipeline.models import create_model
+    from pipeline.models import model_class
 
-    return create_model(cfg.model.name, n_classes=len(cfg.classes), **{
-        k: v for k, v in cfg.model.args.items() if k != "pretrained"
-    }).input_kind
+    return model_class(cfg.model.name).input_kind
 
 
 def cross_validate(cfg: EcgConfig, dataset: EcgDataset, work_dir: Path, progress: bool = True) -> dict:

@@ -26,12 +26,17 @@ def available_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, n_classes: int, n_features: int = 0, **kwargs):
-    """Instantiate a registered network; unknown names list the valid ones."""
+def model_class(name: str):
+    """The registered class (its ``input_kind`` says what it eats); unknown names list the valid ones."""
     _import_all()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](n_classes=n_classes, n_features=n_features, **kwargs)
+    return _REGISTRY[name]
+
+
+def create_model(name: str, n_classes: int, n_features: int = 0, **kwargs):
+    """Instantiate a registered network."""
+    return model_class(name)(n_classes=n_classes, n_features=n_features, **kwargs)
 
 
 def _import_all() -> None:

@@ -109,6 +109,9 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
     model_sr = cfg.stft.sample_rate
     block = int(cfg.separate.chunk_s * info.sample_rate)
     context = int(cfg.separate.context_s * info.sample_rate)
+    done = store.read_manifest("stems", track_id, sep.run_id)
+    if done is not None:  # runs are immutable: the same file and model were separated before
+        return _already_separated(store, done, track_id, sep, info, out_dir, started)
     names = {stem: f"{stem}.{fmt}" for stem in STEMS}
     with tempfile.TemporaryDirectory(prefix="pipeline-separate-") as tmp:
         tmp = Path(tmp)
@@ -145,6 +148,27 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
         "sample_rate": info.sample_rate,
         "model": sep.name,
         "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+
+
+def _already_separated(store, manifest: dict, track_id: str, sep, info, out_dir, started: float) -> dict:
+    """Result of an earlier identical separation, copied to ``out_dir`` when asked."""
+    names = manifest.get("stems") or {s: f"{s}.flac" for s in STEMS}
+    prefix = ("stems", track_id, sep.run_id)
+    if out_dir is not None:
+        with tempfile.TemporaryDirectory(prefix="pipeline-separate-") as tmp:
+            for stem in STEMS:
+                store.get_file((*prefix, names[stem]), Path(tmp) / names[stem])
+            _copy_out(Path(tmp), Path(out_dir) / track_id, names)
+    return {
+        "track_id": track_id,
+        "run_id": sep.run_id,
+        "stems": {s: store.uri(*prefix, names[s]) for s in STEMS},
+        "seconds": round(info.seconds, 3),
+        "sample_rate": info.sample_rate,
+        "model": sep.name,
+        "elapsed_s": round(time.perf_counter() - started, 3),
+        "cached": True,
     }
 
 
