@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=120)
     args = parser.parse_args()
 
-    record = str(ecg_records(1)[0]) + ".hea"
+    record = str(ecg_records(1)[0]) + ".hea"  # (records that fail to load are reported and skipped)
     cold = [wall([PIPELINE, "predict", record, "--model", args.model]) for _ in range(6)][1:]
     import_torch = [wall([sys.executable, "-c", "import torch"]) for _ in range(6)][1:]
     cold_s, torch_s = sorted(cold)[len(cold) // 2], sorted(import_torch)[len(import_torch) // 2]

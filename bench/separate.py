@@ -78,7 +78,7 @@ def io_floor(path: Path, folder: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--models", default="svs-default,svs-lin2018", help="comma-separated model names in the store")
+    parser.add_argument("--models", default="svs-default", help="comma-separated model names or folders (e.g. add a trained lin2018)")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the peak-memory file")
     args = parser.parse_args()
     result, rows = {"models": {}}, []

@@ -222,22 +222,8 @@ def predict_ecg_task(model: str, records: list[str], store_root: str | None) -> 
     """Classify local records with ``model`` (name, NAME@RUN, folder or ``rule``)."""
     from pipeline.ecg.predict import predict_paths, resolve_model
 
-    from pipeline.errors import UserError
-
     loaded = resolve_model(model, store=Store.open(store_root))
-    try:
-        results, notes = predict_paths(loaded, records)
-        failed = []
-    except UserError:  # one unreadable record must not block the rest: retry one by one
-        results, notes, failed = [], [], []
-        for record in records:
-            try:
-                one, one_notes = predict_paths(loaded, [record])
-            except UserError as exc:
-                failed.append({"record": record, "error": str(exc)})
-                continue
-            results += one
-            notes += one_notes
+    results, notes, failed = predict_paths(loaded, records)  # unreadable records are listed, not fatal
     return {"results": results, "notes": notes, "failed": failed, "model": loaded.label}
 
 

@@ -173,3 +173,13 @@ def test_every_command_has_help(cli):
     for command in (["predict"], ["scalogram"], ["evaluate", "ecg"], ["train", "ecg"], ["models", "list"]):
         result = cli(*command, "--help")
         assert result.code == 0 and "Usage" in result.out
+
+
+def test_one_bad_record_does_not_stop_the_batch(cli, tmp_path):
+    (tmp_path / "junk.txt").write_text("not an ecg")
+    result = cli("predict", SAMPLE_ECG / "JS00013.mat", tmp_path / "junk.txt", SAMPLE_ECG / "JS00012.mat",
+                 "--model", "rule", "--json")
+    assert result.code == 2
+    assert [json.loads(line)["label"] for line in result.out.splitlines()] == ["SB", "GSVT"]
+    errors = [line for line in result.err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "not a WFDB record" in errors[0]

@@ -19,11 +19,15 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per record."),
     backend: str = typer.Option("auto", help="auto (ONNX Runtime when exported), onnx or torch."),
 ) -> None:
-    """Classify the rhythm of 12-lead ECG records (SB / AFIB / GSVT / SR)."""
+    """Classify the rhythm of 12-lead ECG records (SB / AFIB / GSVT / SR).
+
+    Records that cannot be used get one ``error:`` line each; the others are still
+    classified, and the exit status is 2.
+    """
     from pipeline.ecg.predict import predict_paths, resolve_model
 
     loaded = resolve_model(model, backend=backend)
-    results, notes = predict_paths(loaded, records)
+    results, notes, errors = predict_paths(loaded, records)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     for result in results:
@@ -32,6 +36,10 @@ def predict(
         else:
             probs = "  ".join(f"{c}={p:.3f}" for c, p in result["probabilities"].items())
             typer.echo(f"{result['record']}\t{result['label']}\t{probs}")
+    if errors:  # the other records were still classified; say what was skipped and exit 2
+        for failure in errors:
+            typer.echo(f"error: {failure['error']}", err=True)
+        raise SystemExit(2)
 
 
 @app.command()

@@ -99,23 +99,32 @@ def predict_prepared(model: LoadedModel, records: list[PreparedRecord]) -> np.nd
     return probabilities
 
 
-def predict_paths(model: LoadedModel, paths: list[str | Path]) -> tuple[list[dict], list[str]]:
-    """Read, prepare and classify records.
+def predict_paths(model: LoadedModel, paths: list[str | Path]) -> tuple[list[dict], list[str], list[dict]]:
+    """Read, prepare and classify records; a bad record does not stop the others.
 
     Returns:
-        One ``{"record", "label", "probabilities", "model"}`` dict per record, and notes
-        (padding, extra windows) for the user.
+        One ``{"record", "label", "probabilities", "model"}`` dict per readable record (in
+        input order), notes for the user (padding, extra windows), and one
+        ``{"record", "error"}`` per record that could not be used.
     """
     cfg = model.config
-    prepared = [prepare_record(read_record(p), cfg) for p in paths]
+    prepared, kept, errors = [], [], []
+    for path in paths:
+        try:
+            prepared.append(prepare_record(read_record(path), cfg))
+            kept.append(path)
+        except UserError as exc:
+            errors.append({"record": str(path), "error": str(exc)})
+    if not prepared:
+        return [], [], errors
     probabilities = predict_prepared(model, prepared)
     classes = model.meta["classes"]
     results = []
-    for path, probs in zip(paths, probabilities):
+    for path, probs in zip(kept, probabilities):
         results.append({
             "record": str(path),
             "label": classes[int(probs.argmax())],
             "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs)},
             "model": model.label,
         })
-    return results, [r.note for r in prepared if r.note]
+    return results, [r.note for r in prepared if r.note], errors
