@@ -70,12 +70,13 @@ def parallel_records_per_s(signals: list[np.ndarray], workers: int) -> float:
     return len(signals) / seconds
 
 
-def fft_bound_records_per_s() -> float:
-    """Records/s if a record cost only its 12 x 64 inverse FFTs at this machine's batched rate."""
+def fft_bound_records_per_s(workers: int) -> float:
+    """Records/s if a record cost only its 12 x 64 inverse FFTs: one single-threaded batched
+    ifft timed here, scaled by the number of worker processes (the ideal for that layout)."""
     n_fft = _next_5_smooth(5000 + int(np.ceil(FS / 0.5 * np.sqrt(1.5 * np.log(1e4)))))
     block = (np.random.default_rng(0).standard_normal((768, n_fft)) + 0j).astype(np.complex64)
-    seconds = median_seconds(lambda: scipy.fft.ifft(block, axis=-1, workers=-1), repeats=7)
-    return 1.0 / seconds
+    seconds = median_seconds(lambda: scipy.fft.ifft(block, axis=-1, workers=1), repeats=7)
+    return workers / seconds
 
 
 def main() -> None:
@@ -95,7 +96,7 @@ def main() -> None:
     batch_rate = parallel_records_per_s(signals, workers)
     naive_s = median_seconds(lambda: [naive(x) for x in signals[: args.naive_records]], repeats=5, warmup=0) / args.naive_records
     pywt_s = median_seconds(lambda: [pywt_fft(x) for x in signals[:4]], repeats=5) / 4
-    bound = fft_bound_records_per_s()
+    bound = fft_bound_records_per_s(workers)
 
     ours, reference = project(signals[0]), pywt_fft(signals[0])
     per_scale = [np.corrcoef(ours[:, :, s].ravel(), reference[:, :, s].ravel())[0, 1] for s in range(64)]
@@ -119,7 +120,7 @@ def main() -> None:
         ("(a) naive pywt per window x lead", f"{result['naive_records_per_s']:.2f} records/s"),
         ("(b) pywt whole lead, fft", f"{result['pywt_fft_records_per_s']:.2f} records/s"),
         ("speed-up vs (a) / vs (b)", f"{result['speedup_vs_naive']:.0f}x / {result['speedup_vs_pywt_fft']:.1f}x"),
-        ("FFT bound (inverse FFTs only)", f"{bound:.1f} records/s ({100 * result['fraction_of_fft_bound']:.0f}% reached)"),
+        (f"FFT bound (inverse FFTs only, {workers} x 1 thread)", f"{bound:.1f} records/s ({100 * result['fraction_of_fft_bound']:.0f}% reached)"),
         ("min per-scale correlation vs pywt", f"{result['min_correlation']:.4f}"),
         ("target >= 40 records/s, >= 150x, r > 0.99", "met" if result["target_met"] else "NOT met"),
     ]

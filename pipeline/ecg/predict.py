@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.ecg.bundle import LoadedModel, load_bundle
-from pipeline.ecg.prepare import PreparedRecord, prepare_record
+from pipeline.ecg.prepare import PreparedRecord, prepare_many
 from pipeline.errors import UserError
-from pipeline.io.ecg import read_record
 from pipeline.models.rule import rule_predict
 from pipeline.transforms.rhythm import feature_vector_for_network
 from pipeline.transforms.scalogram import split_windows
@@ -107,14 +106,13 @@ def predict_paths(model: LoadedModel, paths: list[str | Path]) -> tuple[list[dic
         input order), notes for the user (padding, extra windows), and one
         ``{"record", "error"}`` per record that could not be used.
     """
-    cfg = model.config
     prepared, kept, errors = [], [], []
-    for path in paths:
-        try:
-            prepared.append(prepare_record(read_record(path), cfg))
+    for path, record in zip(paths, prepare_many([Path(p) for p in paths], model.config, progress=False)):
+        if isinstance(record, UserError):
+            errors.append({"record": str(path), "error": str(record)})
+        else:
+            prepared.append(record)
             kept.append(path)
-        except UserError as exc:
-            errors.append({"record": str(path), "error": str(exc)})
     if not prepared:
         return [], [], errors
     probabilities = predict_prepared(model, prepared)
