@@ -11,7 +11,6 @@ mixture) and published to ``models/svs/<name>/<run_id>/`` with a model card.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
