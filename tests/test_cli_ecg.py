@@ -183,3 +183,14 @@ def test_one_bad_record_does_not_stop_the_batch(cli, tmp_path):
     assert [json.loads(line)["label"] for line in result.out.splitlines()] == ["SB", "GSVT"]
     errors = [line for line in result.err.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: ") and "not a WFDB record" in errors[0]
+
+
+def test_rule_config_thresholds_are_used_in_cross_validation(tmp_path):
+    from pipeline.config import EcgConfig
+    from pipeline.ecg.train import cross_validate, load_dataset
+
+    cfg = EcgConfig()
+    cfg.model.name, cfg.model.args, cfg.train.folds = "rule", {"brady_bpm": 200.0}, 2
+    report = cross_validate(cfg, load_dataset(cfg, SAMPLE_ECG, None, progress=False), tmp_path, progress=False)
+    assert report["confusion"][0][0] == 3 and sum(row[0] for row in report["confusion"]) >= 6  # everything regular is "SB"
+    assert report["baseline"]["accuracy"] > report["accuracy"]  # the baseline column keeps the default thresholds

@@ -150,6 +150,9 @@ def input_kind_of(cfg: EcgConfig) -> str:
 
 def cross_validate(cfg: EcgConfig, dataset: EcgDataset, work_dir: Path, progress: bool = True) -> dict:
     """Stratified k-fold by record: the model and the rule baseline on the same folds."""
+    from pipeline.device import resolve_device
+    from pipeline.training import predict_logits
+
     work_dir.mkdir(parents=True, exist_ok=True)
     labels = dataset.labels(cfg.classes)
     folds = StratifiedKFold(cfg.train.folds, shuffle=True, random_state=cfg.seed)
@@ -161,12 +164,9 @@ def cross_validate(cfg: EcgConfig, dataset: EcgDataset, work_dir: Path, progress
     if kind != "rule":
         arrays, n_features = build_arrays(dataset, cfg, kind)
     for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(labels)), labels)):
-        if kind == "rule":
-            pred = rule_pred[test_idx]
+        if kind == "rule":  # the configured thresholds (the baseline column keeps the defaults)
+            pred = rule_predict(dataset.features()[test_idx], tuple(cfg.classes), **cfg.model.args).argmax(1)
         else:
-            from pipeline.training import predict_logits
-            from pipeline.device import resolve_device
-
             model, _, to_input = fit_model(
                 cfg, arrays.subset(train_idx), n_features, work_dir / f"fold{fold}.pt", f"fold {fold + 1}/{cfg.train.folds}", progress
             )
