@@ -3,7 +3,10 @@
 Transform size: 10 windows x 12 leads x 64 scales x 500 samples (cmor1.5-1.0, 0.5-100 Hz).
 Baselines: (a) naive pywt.cwt per 1-s window x lead (conv); (b) pywt.cwt on whole leads,
 method='fft'. The FFT bound is the batched complex-FFT rate of this machine turned into
-records/s for the same transform size (the project's inverse FFTs alone).
+records/s for the same transform size done the single-rate way (768 inverse FFTs of the
+length the widest wavelet needs); the project groups scales by the FFT length each needs,
+so it can pass that bound. Also timed: the stacked image the models use (default config,
+8 rows x 32 columns per lead and second), where low-frequency scales run at a lower rate.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ecg_records, emit, median_seconds  # noqa: E402
 from pipeline.io.ecg import read_record, to_standard_leads  # noqa: E402
 from pipeline.transforms import ecg as ecg_tf  # noqa: E402
-from pipeline.transforms.scalogram import _next_5_smooth, cwt_magnitude, scale_frequencies  # noqa: E402
+from pipeline.config import EcgConfig  # noqa: E402
+from pipeline.transforms.scalogram import (  # noqa: E402
+    ScalogramSpec,
+    _next_5_smooth,
+    cwt_magnitude,
+    scale_frequencies,
+    stacked_scalogram,
+)
 
 FS = 500
 FREQS = scale_frequencies(0.5, 100, 64)
@@ -52,21 +62,30 @@ def pywt_fft(x: np.ndarray) -> np.ndarray:
     return np.abs(coeffs).astype(np.float32).reshape(64, 12, 10, 500).transpose(2, 1, 0, 3)
 
 
-def _project_many(signals: list[np.ndarray]) -> int:
+IMAGE_SPEC = ScalogramSpec.from_config(EcgConfig().scalogram, FS)
+
+
+def image(x: np.ndarray) -> np.ndarray:
+    """The stacked model input of the default config (multi-rate CWT straight to 32 columns/s)."""
+    return stacked_scalogram(x, IMAGE_SPEC)
+
+
+def _many(args) -> int:
+    transform, signals = args
     for x in signals:
-        project(x)
+        transform(x)
     return len(signals)
 
 
-def parallel_records_per_s(signals: list[np.ndarray], workers: int) -> float:
+def parallel_records_per_s(signals: list[np.ndarray], workers: int, transform=project) -> float:
     """Throughput with one single-threaded worker process per core (how prepare_many runs)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    chunks = [signals[i::workers] for i in range(workers)]
+    chunks = [(transform, signals[i::workers]) for i in range(workers)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        list(pool.map(_project_many, [c[:1] for c in chunks]))  # warm-up: imports and FFT plans
-        seconds = median_seconds(lambda: list(pool.map(_project_many, chunks)), repeats=5, warmup=0)
+        list(pool.map(_many, [(t, c[:1]) for t, c in chunks]))  # warm-up: imports and FFT plans
+        seconds = median_seconds(lambda: list(pool.map(_many, chunks)), repeats=5, warmup=0)
     return len(signals) / seconds
 
 
@@ -94,6 +113,7 @@ def main() -> None:
     ours_s = median_seconds(lambda: [project(x) for x in signals], repeats=5) / len(signals)
     workers = os.cpu_count() or 1
     batch_rate = parallel_records_per_s(signals, workers)
+    image_rate = parallel_records_per_s(signals, workers, image)
     naive_s = median_seconds(lambda: [naive(x) for x in signals[: args.naive_records]], repeats=5, warmup=0) / args.naive_records
     pywt_s = median_seconds(lambda: [pywt_fft(x) for x in signals[:4]], repeats=5) / 4
     bound = fft_bound_records_per_s(workers)
@@ -110,6 +130,8 @@ def main() -> None:
         "speedup_vs_pywt_fft": batch_rate * pywt_s,
         "fft_bound_records_per_s": bound,
         "fraction_of_fft_bound": batch_rate / bound,
+        "image_records_per_s": image_rate,
+        "image_speedup_vs_naive": image_rate * naive_s,
         "min_correlation": float(min(per_scale)),
         "target_records_per_s": 40,
         "target_met": bool(batch_rate >= 40 and batch_rate * naive_s >= 150 and min(per_scale) > 0.99),
@@ -120,7 +142,8 @@ def main() -> None:
         ("(a) naive pywt per window x lead", f"{result['naive_records_per_s']:.2f} records/s"),
         ("(b) pywt whole lead, fft", f"{result['pywt_fft_records_per_s']:.2f} records/s"),
         ("speed-up vs (a) / vs (b)", f"{result['speedup_vs_naive']:.0f}x / {result['speedup_vs_pywt_fft']:.1f}x"),
-        (f"FFT bound (inverse FFTs only, {workers} x 1 thread)", f"{bound:.1f} records/s ({100 * result['fraction_of_fft_bound']:.0f}% reached)"),
+        (f"single-rate FFT bound (inverse FFTs only, {workers} x 1 thread)", f"{bound:.1f} records/s (project at {100 * result['fraction_of_fft_bound']:.0f}%)"),
+        (f"model image 8x32 per lead-second, multi-rate, {workers} processes", f"{image_rate:.1f} records/s ({result['image_speedup_vs_naive']:.0f}x naive)"),
         ("min per-scale correlation vs pywt", f"{result['min_correlation']:.4f}"),
         ("target >= 40 records/s, >= 150x, r > 0.99", "met" if result["target_met"] else "NOT met"),
     ]

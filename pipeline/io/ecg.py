@@ -117,33 +117,18 @@ def read_record(path: str | os.PathLike) -> EcgRecord:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # wfdb's pandas deprecation noise
-            header = wfdb.rdheader(str(base))
-    except Exception as exc:  # wfdb raises many types for malformed headers
-        raise UserError(f"{header_path} is not a valid WFDB header: {_one_line(exc)}") from exc
-    if not _header_fs_present(header_text):
-        raise UserError(f"{header_path} has no sampling rate on its record line; add it (e.g. '500')")
-    fs = float(header.fs)
-    if not (_MIN_FS <= fs <= _MAX_FS) or not math.isfinite(fs):
-        raise UserError(f"{header_path}: sampling rate {fs:g} Hz is implausible for an ECG ({_MIN_FS:g}-{_MAX_FS:g} Hz)")
-    for file_name in sorted(set(header.file_name or [])):
-        signal_file = base.parent / file_name
-        if not signal_file.exists():
-            raise UserError(f"signal file {signal_file} named in {header_path.name} is missing")
-        if not os.access(signal_file, os.R_OK):
-            raise UserError(f"cannot read {signal_file}: permission denied")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
             record = wfdb.rdrecord(str(base))
-    except Exception as exc:
+    except Exception as exc:  # wfdb raises many types; find the cause (parsing the header twice
+        _diagnose(wfdb, base, header_path, header_text)  # costs ~40% of a read, so only on failure)
         raise UserError(
             f"cannot read the signal of {base.name}: {_one_line(exc)} (truncated or not matching its header?)"
         ) from exc
+    _check_header(record, header_path, header_text)
     signal = record.p_signal
-    if signal is None or signal.ndim != 2 or signal.shape[0] != header.sig_len:
+    if signal is None or signal.ndim != 2 or signal.shape[0] != record.sig_len:
         got = 0 if signal is None else signal.shape[0]
         raise UserError(
-            f"{base.name}: signal file holds {got} samples but the header says {header.sig_len} "
+            f"{base.name}: signal file holds {got} samples but the header says {record.sig_len} "
             "(truncated file or header mismatch)"
         )
     signal = signal.T.astype(np.float32)
@@ -157,11 +142,37 @@ def read_record(path: str | os.PathLike) -> EcgRecord:
     return EcgRecord(
         name=base.name,
         signal=signal,
-        fs=fs,
+        fs=float(record.fs),
         leads=names,
         dx_codes=_parse_dx(record.comments or []),
         path=str(base),
     )
+
+
+def _check_header(header, header_path: Path, header_text: str) -> None:
+    """Sampling rate present and plausible (``header``: a wfdb Record or header)."""
+    if not _header_fs_present(header_text):
+        raise UserError(f"{header_path} has no sampling rate on its record line; add it (e.g. '500')")
+    fs = float(header.fs)
+    if not (_MIN_FS <= fs <= _MAX_FS) or not math.isfinite(fs):
+        raise UserError(f"{header_path}: sampling rate {fs:g} Hz is implausible for an ECG ({_MIN_FS:g}-{_MAX_FS:g} Hz)")
+
+
+def _diagnose(wfdb, base: Path, header_path: Path, header_text: str) -> None:
+    """Raise the specific ``UserError`` for a record wfdb could not read (header, rate, files)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb raises many types for malformed headers
+        raise UserError(f"{header_path} is not a valid WFDB header: {_one_line(exc)}") from exc
+    _check_header(header, header_path, header_text)
+    for file_name in sorted(set(header.file_name or [])):
+        signal_file = base.parent / file_name
+        if not signal_file.exists():
+            raise UserError(f"signal file {signal_file} named in {header_path.name} is missing")
+        if not os.access(signal_file, os.R_OK):
+            raise UserError(f"cannot read {signal_file}: permission denied")
 
 
 def to_standard_leads(record: EcgRecord) -> np.ndarray:

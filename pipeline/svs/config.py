@@ -66,6 +66,7 @@ class SvsTrain(StrictModel):
     lr: float = Field(1e-3, gt=0)
     pretrain_lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    loss_weight_power: float = Field(0.0, ge=0, le=2, description="Weight each bin's cross-entropy by |mixture|^power (0: the paper's plain BCE).")
     val_every: int = Field(250, ge=1, description="Steps between validation/checkpoint.")
     threads: int = Field(2, ge=1, description="torch CPU threads.")
     eval_max_tracks: int | None = Field(None, ge=1, description="Score at most this many held-out tracks (evenly spread); None = all.")

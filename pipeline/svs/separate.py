@@ -24,24 +24,22 @@ from pipeline.svs.bundle import LoadedSeparator, resolve_model
 STEMS = ("vocals", "accompaniment")
 
 
-def voice_mask(mix_spec, sep: LoadedSeparator, threshold: float | None = None, wiener: bool | None = None):
+def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | None = None,
+               wiener: bool | None = None) -> np.ndarray:
     """Voice mask in [0, 1] for a complex mixture spectrogram ``(channels, bins, frames)``.
 
     Probabilities below ``threshold`` (default: the model's, 0.35) are zeroed; the rest
     are kept as soft gains (Lin et al. 2018). ``wiener`` applies the optional post-filter.
     """
-    import torch
-
-    from pipeline.svs.transforms import features, threshold_mask, wiener_mask
+    from pipeline.svs.spectral import features, sigmoid, threshold_mask, wiener_mask
 
     cfg = sep.config
     threshold = cfg.ibm.threshold if threshold is None else threshold
     wiener = cfg.separate.wiener if wiener is None else wiener
-    mag = mix_spec.abs()
-    feats = features(mag, cfg.stft.features, cfg.stft.log_scale).numpy()
+    mag = np.abs(mix_spec)
+    feats = features(mag, cfg.stft.features, cfg.stft.log_scale).astype(np.float32)
     logits = np.concatenate([sep.runner.mask_logits(feats[c:c + 1]) for c in range(feats.shape[0])], axis=0)
-    prob = torch.sigmoid(torch.from_numpy(logits))
-    mask = threshold_mask(prob, threshold)
+    mask = threshold_mask(sigmoid(logits), threshold)
     if wiener:
         mask = wiener_mask(mask, mag)
     return mask
@@ -53,15 +51,12 @@ def separate_array(audio: np.ndarray, sep: LoadedSeparator, threshold: float | N
 
     Returns ``(channels, samples)`` vocals; accompaniment is ``audio - vocals``.
     """
-    import torch
-
-    from pipeline.svs.transforms import istft, stft
+    from pipeline.svs.spectral import istft, stft
 
     cfg = sep.config.stft
-    wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    spec = stft(wave, cfg)
+    spec = stft(np.asarray(audio, dtype=np.float32), cfg)
     mask = voice_mask(spec, sep, threshold, wiener)
-    return istft(spec * mask, cfg, length=wave.shape[-1]).numpy()
+    return istft(spec * mask, cfg, length=audio.shape[-1])
 
 
 def track_id_for(path: Path, digest: str) -> str:

@@ -69,10 +69,24 @@ def _batch_tensors(sampler, cfg: SvsConfig, size: int):
             if sampler.rng.random() < aug.shift_p:
                 v[i] = shift_spectrum(v[i], 2 ** (sampler.rng.uniform(*aug.shift_semitones) / 12))
     a = stft(torch.from_numpy(acc), cfg.stft)
-    mix_feat = features((v + a).abs(), cfg.stft.features, cfg.stft.log_scale)
+    mix_mag = (v + a).abs()
+    mix_feat = features(mix_mag, cfg.stft.features, cfg.stft.log_scale)
     voice_feat = features(v.abs(), cfg.stft.features, cfg.stft.log_scale)
     label = ideal_binary_mask(v, a, cfg.ibm.smooth)
-    return mix_feat, voice_feat, label
+    return mix_feat, voice_feat, label, bin_weights(mix_mag, cfg.train.loss_weight_power)
+
+
+def bin_weights(mix_mag, power: float):
+    """Per-bin cross-entropy weights ``|M|^power``, mean 1 per patch (power 0: plain BCE).
+
+    Most time-frequency bins are near-silent and their IBM label is arbitrary, while the
+    separated signal's quality (SDR) is decided by the loud bins; ``power > 0`` spends the
+    loss where the energy is.
+    """
+    if power == 0:
+        return None
+    w = mix_mag.pow(power)
+    return w / w.mean(dim=(1, 2), keepdim=True).clamp_min(1e-8)
 
 
 def shift_spectrum(spec, factor: float):
@@ -135,6 +149,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     sr = cfg.stft.sample_rate
     waves = {k: [t.load(sr) for t in v] for k, v in split.items() if k != "test"}
     model = create_separator(cfg.model.name, cfg.stft.n_bins, **cfg.model.args)
+    model = model.to(memory_format=torch.channels_last)  # ~20% faster convolutions on CPU (bench/train.py)
     patch = getattr(model, "patch_frames", None) or cfg.train.patch_frames
     sampler = PatchSampler(waves["train"], cfg.stft.hop, patch, cfg.train.augment, cfg.seed)
     val_batches = []
@@ -169,14 +184,13 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         os.replace(tmp, ckpt_path)
 
     say(f"model {cfg.model.name}: {count_parameters(model):,} parameters; patches of {patch} frames")
-    bce = torch.nn.BCEWithLogitsLoss()
     clock = _Clock(state["elapsed"], state.get("cpu", 0.0))
     budget = cfg.train.time_budget_min * 60 if cfg.train.time_budget_min else None
 
     # -- stage 1: autoencoder on voice spectrograms ------------------------------------
     model.train()
     while state["stage"] == "pretrain" and state["step"] < cfg.train.pretrain_steps:
-        _, voice_feat, _ = _batch_tensors(sampler, cfg, cfg.train.batch_size)
+        _, voice_feat, _, _ = _batch_tensors(sampler, cfg, cfg.train.batch_size)
         loss = torch.nn.functional.mse_loss(model(voice_feat), voice_feat)
         opt.zero_grad()
         loss.backward()
@@ -205,19 +219,19 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         for group in opt.param_groups:
             group["lr"] = cfg.train.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress_frac, 1.0))))
         model.train()
-        mix_feat, _, label = _batch_tensors(sampler, cfg, cfg.train.batch_size)
-        loss = bce(model(mix_feat), label)
+        mix_feat, _, label, weight = _batch_tensors(sampler, cfg, cfg.train.batch_size)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(mix_feat), label, weight=weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
         running.append(float(loss.detach()))
         state["step"] += 1
         if state["step"] % cfg.train.val_every == 0:
-            _validate(model, val_batches, bce, state, running, clock, say, cfg)
+            _validate(model, val_batches, state, running, clock, say, cfg)
             running = []
             checkpoint()
     if running or not state["history"] or state["history"][-1].get("stage") != "train":
-        _validate(model, val_batches, bce, state, running, clock, say, cfg)
+        _validate(model, val_batches, state, running, clock, say, cfg)
     train_seconds, train_cpu = clock.wall(), clock.cpu()
     if state["best"] is not None:
         model.load_state_dict(state["best"])
@@ -274,7 +288,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     return {"uri": uri, "run_id": run_id, "metrics": metrics}
 
 
-def _validate(model, val_batches, bce, state, running, clock, say, cfg) -> None:
+def _validate(model, val_batches, state, running, clock, say, cfg) -> None:
     import torch
 
     elapsed = clock.wall()
@@ -283,7 +297,10 @@ def _validate(model, val_batches, bce, state, running, clock, say, cfg) -> None:
     if val_batches:
         model.eval()
         with torch.no_grad():
-            val = float(np.mean([bce(model(m), y).item() for m, _, y in val_batches]))
+            val = float(np.mean([
+                torch.nn.functional.binary_cross_entropy_with_logits(model(m), y, weight=w).item()
+                for m, _, y, w in val_batches
+            ]))
         entry["val_bce"] = val
         if val < state["best_val"]:
             state["best_val"] = val

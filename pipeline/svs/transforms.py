@@ -1,4 +1,6 @@
-"""Spectrogram transforms on tensors: STFT/iSTFT, network features, IBM labels, masking.
+"""Spectrogram transforms on tensors for training: STFT/iSTFT, network features, IBM labels.
+
+Inference uses the NumPy twins in :mod:`pipeline.svs.spectral` (no torch import).
 
 The STFT is ``torch.stft`` with a periodic Hann window, ``center=True`` and
 ``pad_mode="constant"``, which matches ``librosa.stft`` defaults (see PERF.md §3).
@@ -66,24 +68,3 @@ def ideal_binary_mask(
     dominant = voice.abs() > accompaniment.abs()
     low, high = smooth
     return torch.where(dominant, torch.tensor(high, dtype=torch.float32), torch.tensor(low, dtype=torch.float32))
-
-
-def threshold_mask(prob: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Zero voice probabilities below ``threshold``; the rest scale the mixture (Lin et al.)."""
-    return torch.where(prob >= threshold, prob, torch.zeros_like(prob))
-
-
-def apply_mask(mixture: torch.Tensor, voice_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split a complex mixture with a voice mask in [0, 1] (mixture phase kept).
-
-    Returns ``(voice, accompaniment)`` spectrograms; they sum to the mixture exactly.
-    """
-    voice = mixture * voice_mask
-    return voice, mixture - voice
-
-
-def wiener_mask(voice_mask: torch.Tensor, mix_mag: torch.Tensor, power: float = 2.0, eps: float = 1e-8) -> torch.Tensor:
-    """Soft Wiener-like post-filter: ``|V|^p / (|V|^p + |A|^p)`` from the masked magnitudes."""
-    v = (voice_mask * mix_mag) ** power
-    a = ((1 - voice_mask) * mix_mag) ** power
-    return v / (v + a + eps)

@@ -49,46 +49,115 @@ def _next_5_smooth(n: int) -> int:
     return best
 
 
-@lru_cache(maxsize=16)
-def _wavelet_bank(n_fft: int, scales: tuple[float, ...], bandwidth: float, centre: float) -> np.ndarray:
-    """(n_scales, n_fft // 2 + 1) analytic Morlet spectra sqrt(a) exp(-pi^2 B (a nu - C)^2)."""
-    nu = np.arange(n_fft // 2 + 1) / n_fft
+#: Wavelet spectra below exp(-_TAIL) of their peak are treated as zero (support and band edges).
+_TAIL = math.log(1e4)
+
+
+@lru_cache(maxsize=64)
+def _wavelet_bank(n_fft: int, n_bins: int, scales: tuple[float, ...], bandwidth: float, centre: float) -> np.ndarray:
+    """(n_scales, n_bins) analytic Morlet spectra sqrt(a) exp(-pi^2 B (a nu - C)^2) at nu = k / n_fft."""
+    nu = np.arange(n_bins) / n_fft
     a = np.asarray(scales)[:, None]
     return (np.sqrt(a) * np.exp(-(math.pi**2) * bandwidth * (a * nu - centre) ** 2)).astype(np.complex64)
 
 
+@lru_cache(maxsize=16)
+def _plan(n: int, scales: tuple[float, ...], bandwidth: float, centre: float, max_stride: int):
+    """Group scales by FFT length and output stride: ``[(n_fft, stride, rows), ...]``.
+
+    Each scale needs an FFT covering the record plus its own half-support (so the zero tail
+    absorbs both edges), not the widest wavelet's: short wavelets get short FFTs. A scale whose
+    band ends below ``fs / (2 * stride)`` (analytic signal: below ``fs / stride``, with margin
+    2x) can be computed at every ``stride``-th sample exactly, by an inverse FFT of only the
+    first ``n_fft / stride`` bins: the multi-rate part.
+    """
+    needs = [n + int(math.ceil(a * math.sqrt(bandwidth * _TAIL))) for a in scales]
+    ladder = [_next_5_smooth(min(needs))]  # a few lengths >= 15% apart: fewer, larger batches
+    while ladder[-1] < max(needs):
+        step = max(int(ladder[-1] * 1.15), min(x for x in needs if x > ladder[-1]))
+        ladder.append(min(_next_5_smooth(step), _next_5_smooth(max(needs))))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for row, (a, need) in enumerate(zip(scales, needs)):
+        n_fft = next(length for length in ladder if length >= need)
+        band_edge = (centre + math.sqrt(_TAIL) / (math.pi * math.sqrt(bandwidth))) / a  # cycles/sample
+        stride = 1
+        for d in range(max_stride, 1, -1):
+            if n_fft % d == 0 and band_edge * d <= 0.5:
+                stride = d
+                break
+        groups.setdefault((n_fft, stride), []).append(row)
+    return [(n_fft, stride, np.array(rows)) for (n_fft, stride), rows in sorted(groups.items())]
+
+
+@lru_cache(maxsize=64)
+def _strided_resize_matrix(n: int, stride: int, n_out: int) -> sparse.csr_matrix:
+    """:func:`resize_matrix` (n samples -> n_out) for input known only at every ``stride``-th sample.
+
+    The missing samples are linearly interpolated first (folded into the matrix), which keeps
+    the result within ~1% of resizing the full-rate magnitudes. Expects ``(n - 1) // stride + 2``
+    input samples, so the last one lies at or beyond sample ``n - 1``.
+    """
+    if stride == 1:
+        return resize_matrix(n, n_out)
+    n_taps = (n - 1) // stride + 2
+    t = np.arange(n)
+    left, frac = t // stride, (t % stride) / stride
+    interpolate = sparse.csr_matrix(
+        (np.concatenate([1 - frac, frac]), (np.concatenate([t, t]), np.concatenate([left, left + 1]))),
+        shape=(n, n_taps), dtype=np.float32,
+    )
+    return (resize_matrix(n, n_out) @ interpolate).tocsr()
+
+
 def cwt_magnitude(
-    x: np.ndarray, fs: float, frequencies: np.ndarray, wavelet: str = "cmor1.5-1.0", workers: int = 1
+    x: np.ndarray,
+    fs: float,
+    frequencies: np.ndarray,
+    wavelet: str = "cmor1.5-1.0",
+    workers: int = 1,
+    n_out: int | None = None,
 ) -> np.ndarray:
-    """|CWT| of every row of ``x``: one rfft per lead, one batched inverse FFT over all scales.
+    """|CWT| of every row of ``x``: one rfft per lead and FFT length, batched inverse FFTs.
 
     Matches ``abs(pywt.cwt(x, scales=C*fs/frequencies, wavelet=wavelet, method='fft'))`` up to
-    pywt's discretisation (per-scale correlation > 0.99). The FFT length covers the record
-    plus the half-support of the widest wavelet, so the zero tail absorbs both edges.
-    Leads are processed one at a time so the (scales, n_fft) work buffer stays in cache;
-    for throughput run one process per core (``workers=1``) rather than threads.
+    pywt's discretisation (per-scale correlation > 0.99). Scales are grouped by the FFT
+    length their support needs (see :func:`_plan`). With ``n_out`` the magnitudes are
+    averaged straight down to ``n_out`` time columns (antialiased, as :func:`resize_matrix`)
+    and low-frequency scales are computed at a lower rate, which skips most of the work when
+    the image is much narrower than the record. For throughput run one process per core
+    (``workers=1``) rather than threads.
 
     Args:
         x: (leads, n_samples) real signal sampled at ``fs`` Hz.
         frequencies: (n_scales,) analysis frequencies in Hz.
+        n_out: time columns of the result (None: every sample).
     Returns:
-        (leads, n_scales, n_samples) float32 magnitudes.
+        (leads, n_scales, n_out or n_samples) float32 magnitudes.
     """
     bandwidth, centre = parse_cmor(wavelet)
-    scales = centre * fs / np.asarray(frequencies, dtype=float)
+    scales = tuple((centre * fs / np.asarray(frequencies, dtype=float)).tolist())
     leads, n = x.shape
-    half_support = int(math.ceil(scales.max() * math.sqrt(bandwidth * math.log(1e4))))
-    n_fft = _next_5_smooth(n + half_support)
-    bank = _wavelet_bank(n_fft, tuple(scales.tolist()), bandwidth, centre)
-    n_bins = bank.shape[1]
-    spectrum = scipy.fft.rfft(x.astype(np.float32), n=n_fft, axis=-1, workers=workers)
-    out = np.empty((leads, len(scales), n), dtype=np.float32)
-    work = np.empty((len(scales), n_fft), dtype=np.complex64)
-    for lead in range(leads):
-        np.multiply(bank, spectrum[lead], out=work[:, :n_bins])
-        work[:, n_bins:] = 0  # analytic: negative frequencies stay zero
+    # strides are kept to a quarter of the output column width, so >= 4 samples per column
+    max_stride = 1 if n_out is None else max(1, int(n / n_out / 4))
+    out = np.empty((leads, len(scales), n_out or n), dtype=np.float32)
+    signal = x.astype(np.float32)
+    spectra: dict[int, np.ndarray] = {}
+    for n_fft, stride, rows in _plan(n, scales, bandwidth, centre, max_stride):
+        if n_fft not in spectra:
+            spectra[n_fft] = scipy.fft.rfft(signal, n=n_fft, axis=-1, workers=workers)
+        m = n_fft // stride
+        bank = _wavelet_bank(n_fft, min(m, n_fft // 2 + 1), tuple(scales[r] for r in rows), bandwidth, centre)
+        work = np.zeros((leads, len(rows), m), dtype=np.complex64)  # negative frequencies stay zero
+        np.multiply(bank, spectra[n_fft][:, None, : bank.shape[1]], out=work[..., : bank.shape[1]])
         coeffs = scipy.fft.ifft(work, axis=-1, workers=workers, overwrite_x=True)
-        np.abs(coeffs[:, :n], out=out[lead])
+        magnitude = np.abs(coeffs[..., : n if stride == 1 else (n - 1) // stride + 2])
+        if stride > 1:
+            magnitude *= 1.0 / stride  # ifft of n_fft/stride bins is scaled by stride vs the full one
+        if n_out is None:
+            out[:, rows] = magnitude
+        else:
+            resize = _strided_resize_matrix(n, stride, n_out)
+            out[:, rows] = (resize @ magnitude.reshape(-1, magnitude.shape[-1]).T).T.reshape(leads, len(rows), n_out)
     return out
 
 
@@ -153,13 +222,12 @@ def stacked_scalogram(x: np.ndarray, spec: ScalogramSpec) -> np.ndarray:
     """
     window = int(round(spec.window_s * spec.fs))
     n_windows = x.shape[-1] // window
-    magnitude = cwt_magnitude(x, spec.fs, scale_frequencies(spec.f_min_hz, spec.f_max_hz, spec.n_scales), spec.wavelet)
-    leads, n_scales, n = magnitude.shape
-    time_matrix = resize_matrix(n, n_windows * spec.cols_per_window)
-    scale_matrix = resize_matrix(n_scales, spec.rows_per_lead).toarray()
-    shrunk = (time_matrix @ magnitude.reshape(leads * n_scales, n).T).T  # (leads*scales, cols)
-    shrunk = np.einsum("rs,lsc->lrc", scale_matrix, shrunk.reshape(leads, n_scales, -1))
-    image = np.log(shrunk.reshape(leads * spec.rows_per_lead, -1) + 1e-3)
+    frequencies = scale_frequencies(spec.f_min_hz, spec.f_max_hz, spec.n_scales)
+    shrunk = cwt_magnitude(x, spec.fs, frequencies, spec.wavelet,
+                           n_out=n_windows * spec.cols_per_window)  # (leads, scales, cols)
+    scale_matrix = resize_matrix(spec.n_scales, spec.rows_per_lead).toarray()
+    shrunk = np.einsum("rs,lsc->lrc", scale_matrix, shrunk)
+    image = np.log(shrunk.reshape(x.shape[0] * spec.rows_per_lead, -1) + 1e-3)
     return ((image - image.mean()) / (image.std() + 1e-6)).astype(np.float32)
 
 
