@@ -53,3 +53,13 @@ def test_normalise_keeps_lead_ratios():
     y = ecg_tf.normalise(x)
     ratio_before = x[-1].std() / x[0].std()
     assert y[-1].std() / y[0].std() == pytest.approx(ratio_before, rel=1e-3)
+
+
+@pytest.mark.parametrize("width", [1, 21, 61])
+def test_running_median_equals_scipy_nearest_mode(width):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = np.random.default_rng(3).standard_normal((3, 400)).astype(np.float32)
+    expected = ndimage.median_filter(x, size=(1, width), mode="nearest")
+    got = ecg_tf.median_filter_rows(x, width)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    np.testing.assert_array_equal(got, expected)
