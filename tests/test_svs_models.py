@@ -103,3 +103,17 @@ def test_lin2018_onnx_export_agrees_with_torch(tmp_path):
     by_torch = load_bundle(tmp_path / "lin", "torch").runner.mask_logits(feats)
     assert by_onnx.shape == feats.shape
     assert np.allclose(by_onnx, by_torch, atol=1e-4)
+
+
+def test_bin_weights_put_the_loss_where_the_energy_is():
+    from pipeline.svs.train import bin_weights
+
+    mag = torch.rand(3, 17, 11) * torch.linspace(0.01, 10.0, 17)[:, None]
+    assert bin_weights(mag, 0.0) is None  # the paper's plain cross-entropy
+    w = bin_weights(mag, 0.5)
+    assert w.shape == mag.shape
+    assert torch.allclose(w.mean(dim=(1, 2)), torch.ones(3), atol=1e-5)
+    ratio = w / mag.sqrt()  # proportional to sqrt(|M|) within each patch
+    assert torch.allclose(ratio, ratio[:, :1, :1].expand_as(ratio), rtol=1e-4)
+    silent = bin_weights(torch.zeros(1, 4, 4), 1.0)
+    assert torch.isfinite(silent).all()
