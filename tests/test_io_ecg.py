@@ -157,3 +157,26 @@ def test_sample_copy_keeps_header_and_signal_together(tmp_path):
     for suffix in (".hea", ".mat"):
         shutil.copy(SAMPLE_ECG / f"JS00008{suffix}", tmp_path / f"JS00008{suffix}")
     assert read_record(tmp_path / "JS00008.mat").dx_codes == ["426783006"]
+
+
+def _records_to_compare():
+    """Bundled records (format 16) and, when present, shared ones of every source."""
+    records = [(r.with_suffix(""), True) for r in sorted(SAMPLE_ECG.glob("*.hea"))]
+    for sub, fast in (("chapman", True), ("cinc2021", False), ("mitdb", False)):
+        records += [(r.with_suffix(""), fast) for r in sorted((SHARED_DATA / "ecg" / sub).glob("*.hea"))[:10]]
+    return records
+
+
+@pytest.mark.parametrize("record, chapman_format", _records_to_compare(), ids=lambda v: getattr(v, "name", ""))
+def test_format16_fast_path_equals_wfdb(record, chapman_format):
+    """The hand-written format-16 reader gives wfdb's values exactly, or defers to wfdb."""
+    from pipeline.io import ecg as ecg_io
+
+    header = record.with_suffix(".hea")
+    reference = ecg_io._read_with_wfdb(record, header, header.read_text())
+    fast = ecg_io._read_format16(record, header.read_text())
+    if chapman_format:
+        assert fast is not None, "Chapman/SPH records must take the fast path"
+    if fast is not None:
+        np.testing.assert_array_equal(fast[0], reference[0])
+        assert fast[1:] == reference[1:]
