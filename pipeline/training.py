@@ -69,7 +69,7 @@ def fit(
         checkpoint: file rewritten after every epoch; when it exists, training resumes
             from it (same model, optimiser, schedule, best weights and history).
     """
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)  # 4-D conv weights only; +9-28% (bench/train.py)
     criterion = nn.CrossEntropyLoss(weight=class_weights(train.labels, n_classes).to(device))
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / batch_size))

@@ -6,6 +6,11 @@ checks it against ``pywt.cwt`` scale by scale.
 
 Semantics: the CWT runs over the whole record and is then cut into 1-s windows, so the
 low-frequency rows are not dominated by window-edge artefacts (PERF.md, correctness §1).
+
+Two savings over one dense transform: each scale gets the FFT length its own support needs
+(short wavelets, short FFTs), and when the image is narrower than the record (the models use
+32 columns per second of 500 samples) the low-frequency scales are computed at a lower rate
+and averaged straight to the image columns (multi-rate CWT).
 """
 
 from __future__ import annotations
