@@ -47,7 +47,9 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         "",
         f"Singing-voice separator: a `{cfg.model.name}` network ({meta['n_parameters']:,} parameters) classifies "
         "every time-frequency bin of the mixture's magnitude spectrogram as voice or accompaniment "
-        "(Ideal Binary Mask target, sigmoid cross-entropy; Lin et al. 2018), after autoencoder "
+        "(Ideal Binary Mask target, sigmoid cross-entropy; Lin et al. 2018"
+        + (f"; each bin's loss weighted by |mixture|^{cfg.train.loss_weight_power:g}" if cfg.train.loss_weight_power else "")
+        + "), after autoencoder "
         "pre-training on voice spectrograms. At inference voice probabilities below "
         f"{cfg.ibm.threshold} are zeroed and the rest scale the mixture magnitude; the mixture phase is "
         "reused; accompaniment = mixture - vocals. No Wiener filter.",
@@ -60,7 +62,9 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         f"* Validation songs: {', '.join(songs(split['val'])) or '-'}",
         "* Augmentation: with probability "
         f"{cfg.train.augment.remix_p} a voice is remixed with another training clip's accompaniment at a "
-        f"voice/music ratio in {list(cfg.train.augment.ratio_db)} dB; random gain {list(cfg.train.augment.gain_db)} dB.",
+        f"voice/music ratio in {list(cfg.train.augment.ratio_db)} dB; random gain {list(cfg.train.augment.gain_db)} dB"
+        + (f"; with probability {cfg.train.augment.shift_p} the voice spectrum is shifted by "
+           f"{list(cfg.train.augment.shift_semitones)} semitones (pitch and formants)." if cfg.train.augment.shift_p else "."),
         "",
         "## Results on held-out songs",
     ]
@@ -83,8 +87,7 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         "## Training cost",
         f"* {meta['train_seconds'] / 60:.1f} min wall time in total ({meta['pretrain_seconds'] / 60:.1f} min "
         f"autoencoder pre-training), {meta['train_steps']} cross-entropy steps of "
-        f"{cfg.train.batch_size} patches, CPU only, torch with {meta['threads']} thread(s), `nice -n 10` on a "
-        "2-core machine shared with other jobs.",
+        f"{cfg.train.batch_size} patches on `{meta.get('device', 'cpu')}`, torch with {meta['threads']} CPU thread(s).",
         *([f"* Process CPU time: {meta['train_cpu_seconds'] / 60:.1f} min in total "
            f"({meta['pretrain_cpu_seconds'] / 60:.1f} min pre-training); stage 2 stops after "
            f"{cfg.train.time_budget_min} CPU-min (`train.time_budget_min`)."]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -47,28 +46,21 @@ class _Clock:
         return time.process_time() - self._c0
 
 
-def _seed(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _batch_tensors(sampler, cfg: SvsConfig, size: int):
-    """Mixture features, voice features and IBM labels for one batch, ``(B, bins, frames)``."""
+def _batch_tensors(sampler, cfg: SvsConfig, size: int, device=None):
+    """Mixture features, voice features, IBM labels and bin weights for one batch on ``device``,
+    ``(B, bins, frames)``; the STFT runs on the device too."""
     import torch
 
     from pipeline.svs.transforms import features, ideal_binary_mask, stft
 
     voice, acc = sampler.batch(size)
-    v = stft(torch.from_numpy(voice), cfg.stft)
+    v = stft(torch.from_numpy(voice).to(device), cfg.stft)
     aug = cfg.train.augment
     if aug.shift_p > 0:
         for i in range(size):
             if sampler.rng.random() < aug.shift_p:
                 v[i] = shift_spectrum(v[i], 2 ** (sampler.rng.uniform(*aug.shift_semitones) / 12))
-    a = stft(torch.from_numpy(acc), cfg.stft)
+    a = stft(torch.from_numpy(acc).to(device), cfg.stft)
     mix_mag = (v + a).abs()
     mix_feat = features(mix_mag, cfg.stft.features, cfg.stft.log_scale)
     voice_feat = features(v.abs(), cfg.stft.features, cfg.stft.log_scale)
@@ -99,7 +91,7 @@ def shift_spectrum(spec, factor: float):
     import torch
 
     n_bins = spec.shape[0]
-    src = torch.arange(n_bins, dtype=torch.float32) / factor
+    src = torch.arange(n_bins, dtype=torch.float32, device=spec.device) / factor
     lo = src.floor().long().clamp(0, n_bins - 1)
     hi = (lo + 1).clamp(0, n_bins - 1)
     w = (src - lo.float()).clamp(0, 1).unsqueeze(1)
@@ -126,6 +118,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     """
     import torch
 
+    from pipeline.device import resolve_device, seed_everything
     from pipeline.store import Store, new_run_id, validate_id
     from pipeline.svs.bundle import LoadedSeparator, TorchRunner, save_bundle
     from pipeline.svs.data import PatchSampler, discover_tracks, split_tracks
@@ -136,7 +129,8 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     validate_id(cfg.name, "model name")
     store = store or Store.open()
     torch.set_num_threads(cfg.train.threads)
-    _seed(cfg.seed)
+    device = resolve_device(cfg.train.device)
+    seed_everything(cfg.seed)
     tracks, notes = discover_tracks(data, cfg.split.singers)
     split = split_tracks(tracks, cfg.split, cfg.seed)
     if not split["train"]:
@@ -149,7 +143,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     sr = cfg.stft.sample_rate
     waves = {k: [t.load(sr) for t in v] for k, v in split.items() if k != "test"}
     model = create_separator(cfg.model.name, cfg.stft.n_bins, **cfg.model.args)
-    model = model.to(memory_format=torch.channels_last)  # ~20% faster convolutions on CPU (bench/train.py)
+    model = model.to(device, memory_format=torch.channels_last)  # ~20% faster convolutions on CPU (bench/train.py)
     patch = getattr(model, "patch_frames", None) or cfg.train.patch_frames
     sampler = PatchSampler(waves["train"], cfg.stft.hop, patch, cfg.train.augment, cfg.seed)
     val_batches = []
@@ -157,7 +151,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         from pipeline.svs.config import SvsAugment
 
         val_sampler = PatchSampler(waves["val"], cfg.stft.hop, patch, SvsAugment(remix_p=0.0, gain_db=(0.0, 0.0)), cfg.seed + 1)
-        val_batches = [_batch_tensors(val_sampler, cfg, cfg.train.batch_size) for _ in range(8)]
+        val_batches = [_batch_tensors(val_sampler, cfg, cfg.train.batch_size, device) for _ in range(8)]
 
     data_key = f"{len(tracks)}t"
     work = work_dir or work_dir_for(cfg, data_key)
@@ -165,7 +159,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     state = {"stage": "pretrain", "step": 0, "elapsed": 0.0, "cpu": 0.0, "history": [], "best": None, "best_val": math.inf}
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.pretrain_lr, weight_decay=cfg.train.weight_decay)
     if resume and ckpt_path.is_file():
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        saved = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(saved["model"])
         state = saved["state"]
         if state["stage"] == "train":
@@ -183,14 +177,14 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
                     "rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, ckpt_path)
 
-    say(f"model {cfg.model.name}: {count_parameters(model):,} parameters; patches of {patch} frames")
+    say(f"model {cfg.model.name}: {count_parameters(model):,} parameters; patches of {patch} frames; device {device}")
     clock = _Clock(state["elapsed"], state.get("cpu", 0.0))
     budget = cfg.train.time_budget_min * 60 if cfg.train.time_budget_min else None
 
     # -- stage 1: autoencoder on voice spectrograms ------------------------------------
     model.train()
     while state["stage"] == "pretrain" and state["step"] < cfg.train.pretrain_steps:
-        _, voice_feat, _, _ = _batch_tensors(sampler, cfg, cfg.train.batch_size)
+        _, voice_feat, _, _ = _batch_tensors(sampler, cfg, cfg.train.batch_size, device)
         loss = torch.nn.functional.mse_loss(model(voice_feat), voice_feat)
         opt.zero_grad()
         loss.backward()
@@ -219,7 +213,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         for group in opt.param_groups:
             group["lr"] = cfg.train.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress_frac, 1.0))))
         model.train()
-        mix_feat, _, label, weight = _batch_tensors(sampler, cfg, cfg.train.batch_size)
+        mix_feat, _, label, weight = _batch_tensors(sampler, cfg, cfg.train.batch_size, device)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(mix_feat), label, weight=weight)
         opt.zero_grad()
         loss.backward()
@@ -235,7 +229,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     train_seconds, train_cpu = clock.wall(), clock.cpu()
     if state["best"] is not None:
         model.load_state_dict(state["best"])
-    model.eval()
+    model = model.cpu().eval()  # evaluation and export run on the CPU, as separation does
 
     # -- evaluate on held-out songs, publish --------------------------------------------
     run_id = new_run_id()
@@ -249,6 +243,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         "pretrain_cpu_seconds": round(pretrain_cpu, 1),
         "train_steps": state["step"],
         "threads": cfg.train.threads,
+        "device": str(device),
         "n_parameters": count_parameters(model),
         "history": state["history"],
     }
