@@ -34,3 +34,24 @@ def test_worker_processes_match_in_process_and_report_bad_records(tmp_path):
     for a, b in zip(parallel[:2], serial):
         np.testing.assert_allclose(a.image, b.image, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(a.features, b.features, rtol=1e-5)
+
+
+def test_streamed_prediction_in_small_batches_equals_one_batch(tmp_path):
+    """predict_paths classifies while workers prepare; batch boundaries and a bad record
+    in the middle change nothing."""
+    from pipeline.ecg.predict import predict_paths, predict_prepared, resolve_model
+
+    model = resolve_model("ecg-default")
+    paths = find_records(SAMPLE_ECG)
+    bad = tmp_path / "broken.hea"
+    bad.write_text("not a header\n")
+    jobs = paths[:8] + [bad] + paths + paths[:2]  # 23 jobs: the worker-process path
+    results, _, errors = predict_paths(model, jobs, batch=5)
+    assert [e["record"] for e in errors] == [str(bad)]
+    assert [r["record"] for r in results] == [str(p) for p in jobs if p != bad]
+    whole = predict_prepared(model, prepare_many(paths, model.config, workers=1, progress=False))
+    by_record = {str(p): probs for p, probs in zip(paths, whole)}
+    for result in results:
+        expected = by_record[result["record"]]
+        got = np.array([result["probabilities"][c] for c in model.meta["classes"]])
+        np.testing.assert_allclose(got, expected, atol=1e-3)

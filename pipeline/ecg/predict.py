@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.ecg.bundle import LoadedModel, load_bundle
-from pipeline.ecg.prepare import PreparedRecord, prepare_many
+from pipeline.ecg.prepare import PreparedRecord, iter_prepared
 from pipeline.errors import UserError
 from pipeline.models.rule import rule_predict
 from pipeline.transforms.rhythm import feature_vector_for_network
@@ -98,31 +98,41 @@ def predict_prepared(model: LoadedModel, records: list[PreparedRecord]) -> np.nd
     return probabilities
 
 
-def predict_paths(model: LoadedModel, paths: list[str | Path]) -> tuple[list[dict], list[str], list[dict]]:
+def predict_paths(model: LoadedModel, paths: list[str | Path], batch: int = 64) -> tuple[list[dict], list[str], list[dict]]:
     """Read, prepare and classify records; a bad record does not stop the others.
+
+    Records are classified in batches of ``batch`` while worker processes prepare the next
+    ones, so memory stays bounded however many records are given.
 
     Returns:
         One ``{"record", "label", "probabilities", "model"}`` dict per readable record (in
         input order), notes for the user (padding, extra windows), and one
         ``{"record", "error"}`` per record that could not be used.
     """
-    prepared, kept, errors = [], [], []
-    for path, record in zip(paths, prepare_many([Path(p) for p in paths], model.config, progress=False)):
+    results, notes, errors = [], [], []
+    pending: list[tuple[str | Path, PreparedRecord]] = []
+
+    def classify() -> None:
+        probabilities = predict_prepared(model, [record for _, record in pending])
+        classes = model.meta["classes"]
+        for (path, record), probs in zip(pending, probabilities):
+            results.append({
+                "record": str(path),
+                "label": classes[int(probs.argmax())],
+                "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs)},
+                "model": model.label,
+            })
+            if record.note:
+                notes.append(record.note)
+        pending.clear()
+
+    for path, record in zip(paths, iter_prepared([Path(p) for p in paths], model.config, progress=False)):
         if isinstance(record, UserError):
             errors.append({"record": str(path), "error": str(record)})
-        else:
-            prepared.append(record)
-            kept.append(path)
-    if not prepared:
-        return [], [], errors
-    probabilities = predict_prepared(model, prepared)
-    classes = model.meta["classes"]
-    results = []
-    for path, probs in zip(kept, probabilities):
-        results.append({
-            "record": str(path),
-            "label": classes[int(probs.argmax())],
-            "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs)},
-            "model": model.label,
-        })
-    return results, [r.note for r in prepared if r.note], errors
+            continue
+        pending.append((path, record))
+        if len(pending) >= batch:
+            classify()
+    if pending:
+        classify()
+    return results, notes, errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,11 +144,20 @@ def _prepare_or_error(args: tuple) -> PreparedRecord | UserError:
 def prepare_many(
     paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True
 ) -> list[PreparedRecord | UserError]:
-    """Prepare records in worker processes (one per core); a bad record yields its UserError.
+    """Every record of :func:`iter_prepared` in a list (input order)."""
+    return list(iter_prepared(paths, cfg, cache_dir, workers, progress))
+
+
+def iter_prepared(
+    paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True
+) -> Iterator[PreparedRecord | UserError]:
+    """Prepare records in worker processes (one per core), yielded in input order as they are
+    ready; a bad record yields its UserError.
 
     Processes, not threads: the CWT is FFT-bound and single-threaded FFTs in separate
     processes scale best on small machines (PERF.md §1). ``fork`` where available, so
     callers need no ``if __name__ == "__main__"`` guard; workers only run numpy/scipy.
+    Consumers can work on early records while later ones are prepared.
     """
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -158,10 +168,11 @@ def prepare_many(
     workers = workers or min(os.cpu_count() or 1, 8)
     jobs = [(path, cfg, cache_dir) for path in paths]
     if workers <= 1 or len(jobs) < 16:
-        return [_prepare_or_error(job) for job in tqdm(jobs, desc="prepare records", disable=not progress, leave=False)]
+        yield from map(_prepare_or_error, tqdm(jobs, desc="prepare records", disable=not progress, leave=False))
+        return
     import multiprocessing
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
         results = pool.map(_prepare_or_error, jobs, chunksize=8)
-        return list(tqdm(results, total=len(jobs), desc="prepare records", disable=not progress, leave=False))
+        yield from tqdm(results, total=len(jobs), desc="prepare records", disable=not progress, leave=False)
