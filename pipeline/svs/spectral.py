@@ -1,7 +1,8 @@
 """NumPy spectrogram transforms for inference: STFT/iSTFT, features, voice masks.
 
 The separation path runs on NumPy + ONNX Runtime so it never imports torch (~3 s of start-up
-on 2 cores, more than the whole STFT work of a 3-minute song). Semantics match
+on 2 cores, more than the whole STFT work of a 3-minute song; numpy's FFT also spares
+scipy.fft's import). Semantics match
 :mod:`pipeline.svs.transforms` (the torch versions used in training) exactly: periodic Hann
 window centred in ``n_fft``, ``center=True`` with zero padding; a test checks both.
 Shapes: waveforms ``(..., samples)``; spectrograms ``(..., bins, frames)``.
@@ -12,7 +13,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft
 
 from pipeline.svs.config import SvsStft
 
@@ -30,14 +30,14 @@ def stft(wave: np.ndarray, cfg: SvsStft) -> np.ndarray:
     half = cfg.n_fft // 2
     padded = np.pad(np.asarray(wave, dtype=np.float32), [(0, 0)] * (wave.ndim - 1) + [(half, half)])
     frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=-1)[..., :: cfg.hop, :]
-    spec = scipy.fft.rfft(frames * _window(cfg.n_fft, cfg.win_length), axis=-1)
+    spec = np.fft.rfft(frames * _window(cfg.n_fft, cfg.win_length), axis=-1)
     return np.swapaxes(spec, -1, -2).astype(np.complex64, copy=False)
 
 
 def istft(spec: np.ndarray, cfg: SvsStft, length: int) -> np.ndarray:
     """Inverse of :func:`stft` (weighted overlap-add): ``(..., bins, frames)`` -> ``(..., length)``."""
     window = _window(cfg.n_fft, cfg.win_length)
-    frames = scipy.fft.irfft(np.swapaxes(spec, -1, -2), n=cfg.n_fft, axis=-1).astype(np.float32) * window
+    frames = np.fft.irfft(np.swapaxes(spec, -1, -2), n=cfg.n_fft, axis=-1).astype(np.float32) * window
     n_frames, hop, n_fft = frames.shape[-2], cfg.hop, cfg.n_fft
     total = (n_frames - 1) * hop + n_fft
     out = np.zeros((*frames.shape[:-2], total), dtype=np.float32)
