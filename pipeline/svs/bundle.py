@@ -87,18 +87,24 @@ def export_onnx(model, path: Path, cfg: SvsConfig) -> bool:
 
 
 class OnnxRunner:
-    """Mask logits through ONNX Runtime (single-threaded: the box is small and shared)."""
+    """Mask logits through ONNX Runtime (CUDA when onnxruntime-gpu provides it).
+
+    ``threads``: intra-op CPU threads; None = one per core (up to 4), since one separation
+    is one process and the network is most of its work.
+    """
 
     backend = "onnx"
 
-    def __init__(self, path: Path, model_name: str, patch_frames: int | None, threads: int = 1):
+    def __init__(self, path: Path, model_name: str, patch_frames: int | None, threads: int | None = None):
+        import os
+
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
         self.model_name, self.patch_frames = model_name, patch_frames
 
     def _call(self, x: np.ndarray) -> np.ndarray:
