@@ -143,7 +143,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     sr = cfg.stft.sample_rate
     waves = {k: [t.load(sr) for t in v] for k, v in split.items() if k != "test"}
     model = create_separator(cfg.model.name, cfg.stft.n_bins, **cfg.model.args)
-    model = model.to(device, memory_format=torch.channels_last)  # ~20% faster convolutions on CPU (bench/train.py)
+    model = model.to(device, memory_format=torch.channels_last)  # ~1.2x per CPU step in an A/B (BENCHMARKS.md)
     patch = getattr(model, "patch_frames", None) or cfg.train.patch_frames
     sampler = PatchSampler(waves["train"], cfg.stft.hop, patch, cfg.train.augment, cfg.seed)
     val_batches = []

@@ -67,4 +67,4 @@ def ideal_binary_mask(
     """
     dominant = voice.abs() > accompaniment.abs()
     low, high = smooth
-    return torch.where(dominant, torch.tensor(high, dtype=torch.float32), torch.tensor(low, dtype=torch.float32))
+    return torch.where(dominant, high, low).float()  # Python scalars: valid on any device
