@@ -127,6 +127,13 @@ def test_evaluate_separator_json_has_the_issue_keys(cli, tmp_path):
     for key in ("gnsdr", "gsir", "gsar"):
         assert set(report[key]) == {"vocals", "accompaniment"}
     assert {"n_tracks", "seconds", "oracle_ibm", "mixture"} <= set(report)
+    assert report["threshold"] == 0.35 and report["wiener"] is False
+    soft = cli("evaluate", "separator", data, "--model", tmp_path / "model", "--json", "--threshold", "0", "--wiener")
+    assert soft.code == 0, soft.err
+    soft = json.loads(soft.out)
+    assert soft["threshold"] == 0.0 and soft["wiener"] is True
+    assert soft["gnsdr"]["vocals"] != report["gnsdr"]["vocals"]
+    assert soft["oracle_ibm"] == report["oracle_ibm"]
 
 
 @pytest.mark.parametrize("text, message", [("model: {name: nope}", "invalid"), ("train: {steps: 0}", "invalid"),

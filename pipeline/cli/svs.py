@@ -69,11 +69,13 @@ def evaluate_separator_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json, tracks.csv and gnsdr.png."),
     subset: str = typer.Option("all", "--subset", help="all, or test = only the tracks the model held out in training."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's, 0.35)."),
+    wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),
 ) -> None:
     """NSDR/GNSDR/GSIR/GSAR of a separator beside the oracle IBM and the unprocessed mixture."""
     from pipeline.svs.evaluate import evaluate_separator
 
-    report = evaluate_separator(data, model, out, subset=subset)
+    report = evaluate_separator(data, model, out, subset=subset, threshold=threshold, wiener=wiener or None)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return

@@ -46,8 +46,12 @@ def oracle_vocals(voice: np.ndarray, acc: np.ndarray, stft_cfg) -> np.ndarray:
     return istft(mix * mask, stft_cfg, length=len(voice)).numpy()
 
 
-def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool = False) -> dict:
+def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool = False,
+                    threshold: float | None = None, wiener: bool | None = None) -> dict:
     """Score ``tracks`` (:class:`~pipeline.svs.data.Track`) with separator ``sep``.
+
+    ``threshold`` and ``wiener`` override the model's inference settings, as in
+    :func:`~pipeline.svs.separate.separate_array`.
 
     Returns the report dict (see :func:`evaluate_separator`); with ``out`` also writes
     ``report.json``, ``tracks.csv`` and ``gnsdr.png`` there.
@@ -69,7 +73,7 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
             notes.append(f"{track.track_id}: a reference stem is silent; skipped")
             continue
         refs = np.stack([voice, acc]).astype(np.float64)
-        est_v = separate_array(mix[None], sep)[0]
+        est_v = separate_array(mix[None], sep, threshold, wiener)[0]
         ora_v = oracle_vocals(voice, acc, cfg.stft)
         model = bss(refs, np.stack([est_v, mix - est_v]))
         oracle = bss(refs, np.stack([ora_v, mix - ora_v]))
@@ -85,6 +89,8 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
     if not rows:
         raise UserError("no track could be evaluated (every reference stem was silent)")
     report = summarise(rows, sep)
+    report["threshold"] = sep.config.ibm.threshold if threshold is None else threshold
+    report["wiener"] = sep.config.separate.wiener if wiener is None else wiener
     report["notes"] = notes
     if out is not None:
         write_report(report, rows, Path(out))
@@ -111,7 +117,6 @@ def summarise(rows: list[dict], sep) -> dict:
         "run_id": sep.run_id,
         "n_tracks": len(rows),
         "seconds": round(float(sum(r["seconds"] for r in rows)), 3),
-        "threshold": sep.config.ibm.threshold,
         **model,
         "oracle_ibm": block("oracle"),
         "mixture": block("mixture"),
@@ -153,7 +158,8 @@ def write_report(report: dict, rows: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
-def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progress: bool = False) -> dict:
+def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progress: bool = False,
+                       threshold: float | None = None, wiener: bool | None = None) -> dict:
     """Evaluate a separator on every track under ``data`` (shared layout, raw MIR-1K, MUSDB).
 
     Args:
@@ -162,6 +168,7 @@ def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progr
         out: folder for ``report.json``, ``tracks.csv``, ``gnsdr.png``.
         subset: ``all`` tracks, or ``test`` = only the tracks the model held out when it
             was trained (recorded in its ``model.json``).
+        threshold, wiener: override the model's inference settings.
 
     Returns:
         ``{"model", "run_id", "n_tracks", "seconds", "gnsdr", "gsdr", "gsir", "gsar",
@@ -181,4 +188,4 @@ def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progr
             raise UserError(f"none of the model's {len(held)} held-out tracks are under {data}")
     elif subset != "all":
         raise UserError(f"unknown subset {subset!r}; use all or test")
-    return evaluate_tracks(tracks, sep, out, progress=progress)
+    return evaluate_tracks(tracks, sep, out, progress=progress, threshold=threshold, wiener=wiener)
