@@ -134,6 +134,8 @@ def test_evaluate_separator_json_has_the_issue_keys(cli, tmp_path):
     assert soft["threshold"] == 0.0 and soft["wiener"] is True
     assert soft["gnsdr"]["vocals"] != report["gnsdr"]["vocals"]
     assert soft["oracle_ibm"] == report["oracle_ibm"]
+    silent = cli("evaluate", "separator", data, "--model", tmp_path / "model", "--threshold", "1")
+    assert silent.code == 2 and "estimate is silent" in silent.err and "Traceback" not in silent.err
 
 
 @pytest.mark.parametrize("text, message", [("model: {name: nope}", "invalid"), ("train: {steps: 0}", "invalid"),

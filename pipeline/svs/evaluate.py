@@ -74,6 +74,9 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
             continue
         refs = np.stack([voice, acc]).astype(np.float64)
         est_v = separate_array(mix[None], sep, threshold, wiener)[0]
+        if np.max(np.abs(est_v)) < 1e-9 or np.max(np.abs(mix - est_v)) < 1e-9:  # bss_eval rejects silence
+            notes.append(f"{track.track_id}: the model's vocal or accompaniment estimate is silent; skipped")
+            continue
         ora_v = oracle_vocals(voice, acc, cfg.stft)
         model = bss(refs, np.stack([est_v, mix - est_v]))
         oracle = bss(refs, np.stack([ora_v, mix - ora_v]))
@@ -87,7 +90,8 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
                 row[f"{name}_nsdr_{src}"] = float(sdr[k] - floor[0][k])
         rows.append(row)
     if not rows:
-        raise UserError("no track could be evaluated (every reference stem was silent)")
+        raise UserError("no track could be evaluated (every reference stem or estimate was silent: "
+                        + "; ".join(notes[:3]) + ")")
     report = summarise(rows, sep)
     report["threshold"] = sep.config.ibm.threshold if threshold is None else threshold
     report["wiener"] = sep.config.separate.wiener if wiener is None else wiener
