@@ -18,6 +18,19 @@ def resolve_config(path: str) -> str:
     raise UserError(f"config file not found: {path}")
 
 
+def config_data(data: str | None, configured: str | list[str] | None) -> str:
+    """The one data folder a flow ingests: ``data``, else the config's (which may list only one)."""
+    if data:
+        return data
+    if isinstance(configured, list):
+        if len(configured) != 1:
+            raise UserError(f"the config lists {len(configured)} data folders; a flow ingests one: pass data=")
+        configured = configured[0]
+    if not configured:
+        raise UserError("no data: pass data= or set 'data' in the config")
+    return configured
+
+
 def make_task_runner(spec: str | None, max_workers: int = 2):
     """Task runner for mapped feature steps.
 

@@ -16,7 +16,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import flows  # noqa: E402,F401  (ephemeral-mode defaults before Prefect is imported)
 from prefect import flow  # noqa: E402
 
-from flows._common import resolve_config  # noqa: E402
+from flows._common import config_data, resolve_config  # noqa: E402
 from flows.features import DEFAULT_CONFIG, run_scalograms  # noqa: E402
 from flows.tasks import (  # noqa: E402
     Progress,
@@ -90,13 +90,10 @@ def ecg_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str 
         max_workers: parallel scalogram workers.
     """
     from pipeline.config import EcgConfig, load_config
-    from pipeline.errors import UserError
 
     config = resolve_config(config)
     cfg = load_config(config, EcgConfig)
-    source = data or cfg.data
-    if not source:
-        raise UserError("no training data: pass data= or set 'data' in the config")
+    source = config_data(data, cfg.data)
     progress = Progress(FLOW, f"{cfg.name}: ingest, scalograms, train, evaluate, publish")
     local = localize(source)
     dataset = ingest_dataset(local, "ecg-" + safe_id("-".join(Path(local_path(source)).parts[-2:])), store,

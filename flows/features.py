@@ -16,7 +16,7 @@ import flows  # noqa: E402,F401  (ephemeral-mode defaults before Prefect is impo
 from prefect import flow, unmapped  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
 
-from flows._common import make_task_runner, resolve_config  # noqa: E402
+from flows._common import config_data, make_task_runner, resolve_config  # noqa: E402
 from flows.tasks import ecg_feature_cache, localize, prepare_ecg_record  # noqa: E402
 
 DEFAULT_CONFIG = "configs/ecg/ecg-default.yaml"
@@ -55,13 +55,10 @@ def ecg_features(config: str = DEFAULT_CONFIG, data: str | None = None, store: s
                  task_runner: str = "threads", max_workers: int = 2) -> dict:
     """Scalograms for every record of ``data`` (default: the config's ``data``) into the feature cache."""
     from pipeline.config import EcgConfig, load_config
-    from pipeline.errors import UserError
 
     config = resolve_config(config)
     cfg = load_config(config, EcgConfig)
-    source = data or cfg.data
-    if not source:
-        raise UserError("no data: pass data= or set 'data' in the config")
+    source = config_data(data, cfg.data)
     summary = run_scalograms(config, localize(source), store, task_runner, max_workers)
     print(f"{summary['n_usable']}/{summary['n_records']} records usable; cache {summary['cache_dir']}")
     return summary

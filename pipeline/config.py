@@ -61,12 +61,32 @@ class EcgScalogram(StrictModel):
         return self
 
 
+class EcgMember(StrictModel):
+    """One view of a deep ensemble: a network trained once per seed."""
+
+    name: Literal["timm_cnn", "cnn1d", "cnn_lstm"]
+    args: dict[str, Any] = Field(default_factory=dict)
+    rhythm_features: bool = False
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    train: dict[str, Any] = Field(default_factory=dict, description="Overrides of the ensemble's train section.")
+
+
 class EcgModel(StrictModel):
-    name: Literal["timm_cnn", "cnn1d", "cnn_lstm", "rule"] = "cnn_lstm"
+    name: Literal["timm_cnn", "cnn1d", "cnn_lstm", "rule", "ensemble"] = "cnn_lstm"
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model.")
     rhythm_features: bool = Field(
         True, description="Feed heart-rate and RR-irregularity features into the network head."
     )
+    members: list[EcgMember] = Field(
+        default_factory=list, description="Ensemble views (name: ensemble): probabilities averaged with "
+        "per-view weights and a temperature fitted on the validation part."
+    )
+
+    @model_validator(mode="after")
+    def _check_members(self) -> "EcgModel":
+        if (self.name == "ensemble") != bool(self.members):
+            raise ValueError("members are required for (and only for) model name 'ensemble'")
+        return self
 
 
 class EcgAugment(StrictModel):
@@ -89,12 +109,17 @@ class EcgTrain(StrictModel):
         "and 2 threads on a busy 2-core machine ran 15x slower (null = torch default)."
     )
     augment: EcgAugment = Field(default_factory=EcgAugment)
+    parallel: int = Field(1, ge=1, description="Ensemble members trained at once (processes of `threads` threads).")
 
 
 class EcgConfig(StrictModel):
     name: str = "ecg-default"
     seed: int = 0
-    data: str | None = Field(None, description="Folder of WFDB records or a manifest CSV.")
+    data: str | list[str] | None = Field(None, description="Folder(s) of WFDB records or manifest CSV(s).")
+    holdout: str | None = Field(
+        None, description="Record list (one name a line; relative paths from the repository root) that "
+        "training and every model choice must never see: the internal test split."
+    )
     classes: list[str] = Field(default_factory=lambda: ["SB", "AFIB", "GSVT", "SR"])
     preprocess: EcgPreprocess = Field(default_factory=EcgPreprocess)
     scalogram: EcgScalogram = Field(default_factory=EcgScalogram)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from importlib import resources
 
 CLASSES = ("SB", "AFIB", "GSVT", "SR")
+FLUTTER_CODE = "164890007"  # atrial flutter: merged into AFIB, but reported on its own (hardest sub-rhythm)
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class RhythmLabel:
     status: str
     label: str | None = None
     classes: tuple[str, ...] = ()
+    flutter: bool = False
 
     def describe(self) -> str:
         if self.status == "ok":
@@ -57,4 +59,4 @@ def rhythm_label(dx_codes: list[str]) -> RhythmLabel:
     if len(firm) > 1:
         return RhythmLabel("multi", classes=tuple(c for c in CLASSES if c in firm))
     (label,) = firm
-    return RhythmLabel("ok", label=label)
+    return RhythmLabel("ok", label=label, flutter=FLUTTER_CODE in dx_codes)

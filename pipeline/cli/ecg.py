@@ -64,44 +64,57 @@ def scalogram(
 
 @evaluate_app.command("ecg")
 def evaluate_ecg(
-    data: Path = typer.Argument(..., help="Folder of WFDB records (labels from #Dx) or a manifest CSV."),
+    data: list[Path] = typer.Argument(..., help="Folders of WFDB records (labels from #Dx) or manifest CSVs."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name, NAME@RUN, folder, or 'rule'."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json and confusion.png."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json, confusion.png and reliability.png."),
     backend: str = typer.Option("auto", help="auto, onnx or torch."),
+    only: Optional[Path] = typer.Option(None, "--only", help="Record list file: evaluate just these records "
+                                        "(e.g. configs/ecg/splits/chapman-test.txt, the internal test split)."),
 ) -> None:
-    """Record-level accuracy, macro-F1, per-class metrics and the rule baseline on labelled records."""
+    """Accuracy (bootstrap CI), balanced accuracy, macro-F1, calibration (ECE), flutter recall and the
+    rule baseline on the same labelled records."""
     from pipeline.ecg.evaluate import evaluate_folder
 
-    report = evaluate_folder(data, model, backend=backend, out=out)
+    report = evaluate_folder(list(data), model, backend=backend, out=out, only=only)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         base = report["baseline"]
         typer.echo(
             f"{report['model']}: accuracy {report['accuracy']:.3f} (95% CI {report['accuracy_ci95'][0]:.3f}-"
-            f"{report['accuracy_ci95'][1]:.3f}), macro-F1 {report['macro_f1']:.3f} on {report['n_records']} records "
-            f"({report['n_skipped']} skipped); rule baseline accuracy {base['accuracy']:.3f}"
+            f"{report['accuracy_ci95'][1]:.3f}), balanced {report['balanced_accuracy']:.3f}, macro-F1 "
+            f"{report['macro_f1']:.3f}, ECE {report['calibration']['ece']:.3f}, flutter "
+            f"{report['flutter']['correct']}/{report['flutter']['count']} on {report['n_records']} records "
+            f"({report['n_skipped']} skipped); rule baseline accuracy {base['accuracy']:.3f}, balanced "
+            f"{base['balanced_accuracy']:.3f}, flutter {base['flutter']['correct']}/{base['flutter']['count']}"
         )
 
 
 @train_app.command("ecg")
 def train_ecg_command(
     config: Path = typer.Option(..., "--config", "-c", help="ECG config YAML (configs/ecg/*.yaml)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder of WFDB records or manifest CSV (default: config's data)."),
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of WFDB records or manifest CSV; "
+                                              "repeat for several (default: the config's data)."),
     cv: bool = typer.Option(True, "--cv/--no-cv", help="Run k-fold cross-validation before the final fit."),
+    test: bool = typer.Option(False, "--test", help="Score the finished model once on the config's holdout records "
+                              "(the internal test split) and put it in the model card."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Also copy the model folder here."),
 ) -> None:
-    """Train an ECG classifier, cross-validate it beside the rule baseline, publish it to the store."""
+    """Train an ECG classifier (or ensemble), report it beside the rule baseline, publish it to the store."""
     from pipeline.config import EcgConfig, load_config
     from pipeline.ecg.train import train_ecg
 
     cfg = load_config(config, EcgConfig)
-    source = data or (Path(cfg.data) if cfg.data else None)
-    if source is None:
+    configured = cfg.data if isinstance(cfg.data, list) else [cfg.data] if cfg.data else []
+    sources = list(data) if data else [Path(d) for d in configured]
+    if not sources:
         raise UserError("no training data: pass --data DIR or set 'data' in the config")
-    result = train_ecg(cfg, source, cv=cv, bundle_dir=bundle)
-    cvm = result["metrics"].get("cross_validation")
-    if cvm:
-        typer.echo(f"cv accuracy {cvm['accuracy']:.4f} (rule {cvm['baseline']['accuracy']:.4f}), macro-F1 {cvm['macro_f1']:.4f}")
+    result = train_ecg(cfg, sources, cv=cv, bundle_dir=bundle, test=test)
+    metrics = result["metrics"]
+    for title, report in (("cv", metrics.get("cross_validation")), ("validation", metrics.get("validation", {}).get("ensemble")),
+                          ("internal test", metrics.get("internal_test"))):
+        if report:
+            typer.echo(f"{title} accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}, "
+                       f"macro-F1 {report['macro_f1']:.4f}, ECE {report['calibration']['ece']:.3f}")
     typer.echo(result["uri"])

@@ -9,7 +9,7 @@ through ONNX Runtime when ``model.onnx`` exists (no torch import: cold start mat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,46 @@ def save_bundle(folder: Path, cfg: EcgConfig, model, input_kind: str, n_features
         model = model.cpu().eval()
         torch.save(model.state_dict(), folder / WEIGHTS)
         export_onnx(model, folder / ONNX, input_kind, cfg, n_features)
+    (folder / META).write_text(json.dumps(meta, indent=2))
+
+
+def member_meta(cfg: EcgConfig, input_kind: str, n_features: int, key: str) -> dict:
+    """What loads one ensemble member: its network, input kind and files inside the ensemble folder."""
+    return {
+        "task": "ecg", "name": key, "model_name": cfg.model.name, "model_args": cfg.model.args,
+        "input_kind": input_kind, "n_features": n_features, "classes": cfg.classes,
+        "config": cfg.model_dump(mode="json"), "weights_file": f"{key}.pt", "onnx_file": f"{key}.onnx",
+    }
+
+
+def save_ensemble(folder: Path, cfg: EcgConfig, members: list[tuple[dict, object]], weights, temperature: float,
+                  extra: dict | None = None) -> None:
+    """One flat folder: ``model.json`` (members, weights, temperature) + ``<member>.pt`` / ``<member>.onnx``.
+
+    Member weights are rounded to float16 before both exports (the .pt is stored as float16,
+    half the size), so the torch and ONNX paths compute with identical weights.
+    """
+    import torch
+
+    from pipeline.store import software_versions
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for meta, model in members:
+        model = model.cpu().eval().float()
+        with torch.no_grad():
+            for tensor in model.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.half().float())
+        torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+                   folder / meta["weights_file"])
+        export_onnx(model, folder / meta["onnx_file"], meta["input_kind"], EcgConfig.model_validate(meta["config"]),
+                    meta["n_features"])
+    meta = {
+        "task": "ecg", "name": cfg.name, "model_name": "ensemble", "model_args": {}, "input_kind": "ensemble",
+        "n_features": 0, "classes": cfg.classes, "config": cfg.model_dump(mode="json"),
+        "members": [m for m, _ in members], "weights": [float(w) for w in weights], "temperature": float(temperature),
+        "versions": software_versions(), **(extra or {}),
+    }
     (folder / META).write_text(json.dumps(meta, indent=2))
 
 
@@ -101,7 +141,7 @@ class OnnxRunner:
 
 
 class TorchRunner:
-    def __init__(self, folder: Path, meta: dict):
+    def __init__(self, weights: Path, meta: dict):
         import torch
 
         from pipeline.models import create_model
@@ -110,7 +150,8 @@ class TorchRunner:
             meta["model_name"], n_classes=len(meta["classes"]), n_features=meta["n_features"],
             **{k: v for k, v in meta["model_args"].items() if k != "pretrained"},
         )
-        self.model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         self.model.eval()
 
     def logits(self, x: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -124,8 +165,9 @@ class TorchRunner:
 class LoadedModel:
     folder: Path
     meta: dict
-    runner: object | None  # None for the rule baseline
+    runner: object | None  # None for the rule baseline and for ensembles
     backend: str
+    members: list["LoadedModel"] = field(default_factory=list)  # ensemble members
 
     @property
     def config(self) -> EcgConfig:
@@ -148,8 +190,17 @@ def load_bundle(folder: Path, backend: str = "auto") -> LoadedModel:
         return LoadedModel(folder, meta, None, "rule")
     if backend not in ("auto", "onnx", "torch"):
         raise UserError(f"unknown backend {backend!r}; use auto, onnx or torch")
-    if backend in ("auto", "onnx") and (folder / ONNX).is_file():
-        return LoadedModel(folder, meta, OnnxRunner(folder / ONNX), "onnx")
+    if meta["model_name"] == "ensemble":
+        members = [_load_network(folder, m, m["onnx_file"], m["weights_file"], backend) for m in meta["members"]]
+        return LoadedModel(folder, meta, None, members[0].backend, members)
+    return _load_network(folder, meta, ONNX, WEIGHTS, backend)
+
+
+def _load_network(folder: Path, meta: dict, onnx_file: str, weights_file: str, backend: str) -> LoadedModel:
+    if backend in ("auto", "onnx") and (folder / onnx_file).is_file():
+        return LoadedModel(folder, meta, OnnxRunner(folder / onnx_file), "onnx")
     if backend == "onnx":
-        raise UserError(f"{folder} has no {ONNX}; use --backend torch")
-    return LoadedModel(folder, meta, TorchRunner(folder, meta), "torch")
+        raise UserError(f"{folder} has no {onnx_file}; use --backend torch")
+    if not (folder / weights_file).is_file():
+        raise UserError(f"{folder} has no {weights_file}")
+    return LoadedModel(folder, meta, TorchRunner(folder / weights_file, meta), "torch")

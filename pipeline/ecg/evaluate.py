@@ -1,4 +1,4 @@
-"""Evaluate an ECG model on a folder (or manifest) of labelled WFDB records."""
+"""Evaluate an ECG model on labelled WFDB records (folders, manifests, or a record list within them)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,38 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from pipeline.atomic import atomic_path
+from pipeline.ecg.bundle import LoadedModel
 from pipeline.ecg.predict import predict_prepared, resolve_model
-from pipeline.ecg.prepare import find_records, prepare_many
+from pipeline.ecg.prepare import find_all, prepare_many
+from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
-from pipeline.evaluation import classification_report, plot_confusion
+from pipeline.evaluation import (calibration_report, classification_report, plot_confusion, plot_reliability,
+                                 subgroup_recall)
 from pipeline.models.rule import rule_predict
 
 
-def evaluate_folder(data: str | Path, model_spec: str | None, backend: str = "auto", out: Path | None = None) -> dict:
-    """Report with ``accuracy``, ``macro_f1``, ``per_class``, ``confusion``, ``accuracy_ci95``,
-    ``n_records``, ``n_skipped`` (with reasons) and the rule ``baseline`` on the same records."""
-    model = resolve_model(model_spec, backend=backend)
+def select_records(data: str | Path | list, only: str | Path | None) -> list[Path]:
+    """Record paths of ``data``; with ``only`` (a record list file), just the records it names."""
+    paths, _ = find_all(data)
+    if only is None:
+        return paths
+    wanted = read_record_list(only)
+    chosen = [p for p in paths if p.name in wanted]
+    if not chosen:
+        raise UserError(f"none of the {len(wanted)} records listed in {only} is in {data}")
+    return chosen
+
+
+def evaluate_paths(model: LoadedModel, paths: list[Path], progress: bool = True) -> dict:
+    """Report with ``accuracy`` (bootstrap CI), ``balanced_accuracy``, ``macro_f1``, ``per_class``,
+    ``confusion``, ``calibration`` (ECE), ``flutter`` recall, ``errors``, skipped records with reasons,
+    and the rule ``baseline`` on the same records."""
     cfg = model.config
     classes = model.meta["classes"]
     prepared, skipped = [], []
-    paths = find_records(data)
-    for path, record in zip(paths, prepare_many(paths, cfg)):
+    for path, record in zip(paths, prepare_many(paths, cfg, progress=progress)):
         if isinstance(record, UserError):
             skipped.append({"record": path.name, "reason": str(record)})
         elif record.label.status != "ok" or record.label.label not in classes:
@@ -30,18 +45,33 @@ def evaluate_folder(data: str | Path, model_spec: str | None, backend: str = "au
         else:
             prepared.append(record)
     if not prepared:
-        raise UserError(f"no usable labelled records in {data} ({len(skipped)} skipped)")
+        raise UserError(f"no usable labelled records among {len(paths)} ({len(skipped)} skipped)")
     truth = np.array([classes.index(r.label.label) for r in prepared])
-    predicted = predict_prepared(model, prepared).argmax(1)
+    flutter = np.array([r.label.flutter for r in prepared], dtype=bool)
+    probabilities = predict_prepared(model, prepared)
+    predicted = probabilities.argmax(1)
     baseline = rule_predict(np.stack([r.features for r in prepared]), tuple(classes)).argmax(1)
     report = classification_report(truth, predicted, classes)
     report.update(
         model=model.label, n_records=len(prepared), n_skipped=len(skipped), skipped=skipped,
-        baseline=classification_report(truth, baseline, classes),
+        calibration=calibration_report(truth, probabilities), flutter=subgroup_recall(truth, predicted, flutter),
+        errors=[{"record": prepared[i].name, "true": classes[truth[i]], "predicted": classes[predicted[i]],
+                 "probability": round(float(probabilities[i].max()), 4)} for i in np.flatnonzero(predicted != truth)],
+        baseline={**classification_report(truth, baseline, classes), "flutter": subgroup_recall(truth, baseline, flutter)},
     )
+    return report
+
+
+def evaluate_folder(data: str | Path | list, model_spec: str | None, backend: str = "auto", out: Path | None = None,
+                    only: str | Path | None = None) -> dict:
+    """:func:`evaluate_paths` on the records of ``data`` (restricted to ``only``), written to ``out``."""
+    model = resolve_model(model_spec, backend=backend)
+    report = evaluate_paths(model, select_records(data, only))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "report.json") as tmp:
             tmp.write_text(json.dumps(report, indent=2))
-        plot_confusion(report["confusion"], classes, out / "confusion.png", f"{model.label}: accuracy {report['accuracy']:.3f}")
+        plot_confusion(report["confusion"], model.meta["classes"], out / "confusion.png",
+                       f"{model.label}: accuracy {report['accuracy']:.3f}")
+        plot_reliability(report["calibration"], out / "reliability.png", model.label)
     return report

@@ -15,8 +15,7 @@ def write_model_card(path, cfg: EcgConfig, metrics: dict, extra: dict) -> None:
     lines = [
         f"# {cfg.name}",
         "",
-        f"Model `{cfg.model.name}` ({cfg.model.args or 'default arguments'}), rhythm features "
-        f"{'on' if cfg.model.rhythm_features else 'off'}; classes {', '.join(cfg.classes)}.",
+        _summary(cfg),
         "",
         "## Method",
         _method(cfg),
@@ -53,21 +52,88 @@ def write_model_card(path, cfg: EcgConfig, metrics: dict, extra: dict) -> None:
             "Misclassified records: " + (", ".join(f"{e['record']} ({e['true']}->{e['predicted']})" for e in cvm["errors"]) or "none"),
             "",
         ]
+    if "validation" in metrics:
+        lines += _ensemble_section(cfg, metrics)
+    if "internal_test" in metrics:
+        lines += _test_section(cfg, metrics["internal_test"])
     seconds = metrics.get("seconds", {})
     lines += [
         "## Training",
-        f"Final model fitted on all records (early stopping on a {cfg.train.val_fraction:.0%} stratified validation "
-        f"part; best epoch {extra.get('best_epoch', 'n/a')}). Wall time: cross-validation {seconds.get('cross_validation', 0):.0f} s, "
-        f"total {seconds.get('total', 0):.0f} s on {platform.machine()} ({_cpu_note()}).",
+        (f"Members trained on the training records less the validation part (see Ensemble). Wall time {seconds.get('total', 0):.0f} s "
+         "(members found in the member cache are not trained again and count as 0 s)"
+         if cfg.model.name == "ensemble" else
+         f"Final model fitted on all records (early stopping on a {cfg.train.val_fraction:.0%} stratified validation "
+         f"part; best epoch {extra.get('best_epoch', 'n/a')}). Wall time: cross-validation {seconds.get('cross_validation', 0):.0f} s, "
+         f"total {seconds.get('total', 0):.0f} s") + f" on {platform.machine()} ({_cpu_note()}).",
         "",
         "## Reproduce",
         "```",
-        f"pipeline train ecg --config configs/ecg/{cfg.name}.yaml --data ../shared/data/ecg/chapman",
+        f"pipeline train ecg --config configs/ecg/{cfg.name}.yaml "
+        + " ".join(f"--data {d}" for d in metrics.get("data", ["../shared/data/ecg/chapman"])),
         "```",
         "The resolved configuration is `config.yaml` beside this card; all numbers are in `metrics.json`.",
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _summary(cfg: EcgConfig) -> str:
+    if cfg.model.name == "ensemble":
+        views = "; ".join(f"{m.name} {m.args or ''} x {len(m.seeds)} seeds" for m in cfg.model.members)
+        return f"Deep ensemble of {sum(len(m.seeds) for m in cfg.model.members)} networks ({views}); classes {', '.join(cfg.classes)}."
+    return (f"Model `{cfg.model.name}` ({cfg.model.args or 'default arguments'}), rhythm features "
+            f"{'on' if cfg.model.rhythm_features else 'off'}; classes {', '.join(cfg.classes)}.")
+
+
+def _score_row(name: str, report: dict) -> str:
+    flutter = report.get("flutter") or {}
+    ci = report.get("accuracy_ci95")
+    return (f"| {name} | {_pct(report['accuracy'])} | " + (f"{_pct(ci[0])}-{_pct(ci[1])}" if ci else "") + " | "
+            f"{_pct(report['balanced_accuracy'])} | {report['macro_f1']:.3f} | "
+            + (f"{report['calibration']['ece']:.3f}" if "calibration" in report else
+               (f"{report['ece']:.3f}" if "ece" in report else "")) + " | "
+            + (f"{flutter.get('correct')}/{flutter.get('count')}" if flutter else "") + " |")
+
+
+_TABLE_HEAD = ["| | accuracy | 95% CI | balanced accuracy | macro-F1 | ECE | flutter |", "|---|---:|---:|---:|---:|---:|---:|"]
+
+
+def _ensemble_section(cfg: EcgConfig, metrics: dict) -> list[str]:
+    val = metrics["validation"]
+    views = ", ".join(f"{m.name} {m.args or ''} seeds {m.seeds}" for m in cfg.model.members)
+    return [
+        "## Ensemble",
+        f"Views: {views}. Each member is early-stopped on the same stratified validation part "
+        f"({val['n_records']} of the training records, seed {cfg.seed}); probabilities are mixed with per-view "
+        f"weights {[round(w, 3) for w in val['weights']]} and temperature {val['temperature']:.3f}, both fitted on "
+        "that part (negative log-likelihood). Trained on "
+        f"{metrics.get('device', 'cpu')} with {metrics.get('parallel', 1)} member(s) at a time.",
+        "",
+        "Validation part (used for early stopping and the combiner, so slightly optimistic):",
+        "",
+        *_TABLE_HEAD,
+        _score_row("ensemble", val["ensemble"]),
+        _score_row("rule baseline", val["rule"]),
+        *[_score_row(f"member {key} (best epoch {m['best_epoch']}, {m['seconds']:.0f} s)", m)
+          for key, m in val["members"].items()],
+        "",
+    ]
+
+
+def _test_section(cfg: EcgConfig, test: dict) -> list[str]:
+    return [
+        f"## Internal test split ({test['n_records']} records never used for training or selection)",
+        f"Records listed in `{cfg.holdout}`; {test['n_skipped']} skipped. Bootstrap 95% CIs.",
+        "",
+        *_TABLE_HEAD,
+        _score_row(cfg.name, test),
+        _score_row("rule baseline (same records)", test["baseline"]),
+        "",
+        "Confusion (rows true, columns predicted, order " + ", ".join(cfg.classes) + "): " + str(test["confusion"]) + ".",
+        "",
+        "Misclassified: " + (", ".join(f"{e['record']} ({e['true']}->{e['predicted']})" for e in test["errors"]) or "none"),
+        "",
+    ]
 
 
 def _method(cfg: EcgConfig) -> str:
@@ -83,6 +149,9 @@ def _method(cfg: EcgConfig) -> str:
     if cfg.model.name == "rule":
         return ("No learning: QRS detection gives heart rate and RR irregularity; AFIB if the RR coefficient of "
                 "variation exceeds 0.10, else SB below 60 bpm, GSVT above 100 bpm, SR otherwise.")
+    if cfg.model.name == "ensemble":
+        return text + (" Scalogram members see each window's image; 1-D CNN members see the baseline-free signal "
+                       "decimated to 100 Hz; members with rhythm features also get heart rate and RR irregularity.")
     if cfg.model.rhythm_features:
         text += (
             " Hybrid: rhythm features from QRS detection (heart rate, RR irregularity, P-wave consistency before "

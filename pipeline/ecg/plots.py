@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from pipeline.atomic import atomic_path
 from pipeline.config import EcgConfig
 from pipeline.ecg.prepare import PreparedRecord
+from pipeline.evaluation import save_figure
 from pipeline.io.ecg import STANDARD_LEADS
 from pipeline.transforms.scalogram import scale_frequencies
 
@@ -36,9 +36,4 @@ def plot_scalogram(record: PreparedRecord, cfg: EcgConfig, out: Path) -> None:
     label = record.label.describe()
     hr = record.features[0]
     ax.set_title(f"{record.name}: label {label}, heart rate {hr:.0f} bpm - log |CWT| ({cfg.scalogram.wavelet})")
-    fig.tight_layout()
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
+    save_figure(fig, out)

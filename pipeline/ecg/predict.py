@@ -77,6 +77,11 @@ def predict_prepared(model: LoadedModel, records: list[PreparedRecord]) -> np.nd
     """(n_records, n_classes) probabilities; records with equal window counts are batched."""
     classes = model.meta["classes"]
     features = np.stack([r.features for r in records])
+    if model.members:
+        from pipeline.ecg.combine import combine
+
+        member_probs = np.stack([predict_prepared(member, records) for member in model.members])
+        return combine(member_probs, np.asarray(model.meta["weights"]), model.meta["temperature"])
     if model.runner is None:
         return rule_predict(features, tuple(classes), **model.meta["model_args"])
     cfg = model.config

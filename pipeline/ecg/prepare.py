@@ -19,6 +19,7 @@ from pipeline.transforms import ecg as ecg_tf
 from pipeline.transforms.rhythm import FEATURES_VERSION, rhythm_features
 from pipeline.transforms.scalogram import ScalogramSpec, stacked_scalogram
 
+CACHE_VERSION = 2  # bump when the cached fields change (2: flutter flag)
 SIGNAL_RATE_HZ = 100.0  # the 1D CNN sees the filtered signal at 100 Hz (rhythm needs no more)
 
 
@@ -81,11 +82,12 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
         candidate = base.with_suffix(suffix)
         if candidate.exists():
             digest.update(candidate.read_bytes())
-    key = f"{config_hash(cfg.preprocess)}{config_hash(cfg.scalogram)}-f{FEATURES_VERSION}"
+    key = f"{config_hash(cfg.preprocess)}{config_hash(cfg.scalogram)}-f{FEATURES_VERSION}-c{CACHE_VERSION}"
     cached = cache_dir / key / f"{base.name}-{digest.hexdigest()[:16]}.npz"
     if cached.exists():
         with np.load(cached, allow_pickle=False) as data:
-            label = RhythmLabel(str(data["status"]), str(data["label"]) or None, tuple(data["classes"].tolist()))
+            label = RhythmLabel(str(data["status"]), str(data["label"]) or None, tuple(data["classes"].tolist()),
+                                bool(data["flutter"]))
             return PreparedRecord(base.name, data["image"], data["signal"], data["features"], label)
     prepared = prepare_record(read_record(path), cfg)
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,7 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
         status=prepared.label.status,
         label=prepared.label.label or "",
         classes=np.array(prepared.label.classes, dtype=str),
+        flutter=prepared.label.flutter,
     )
     with atomic_path(cached) as tmp:  # unique temporary name: worker processes may race
         tmp.write_bytes(buffer.getvalue())
@@ -131,6 +134,25 @@ def find_records(data: str | Path) -> list[Path]:
     if not data.exists():
         raise UserError(f"no such data folder or manifest: {data}")
     raise UserError(f"{data} is neither a folder of WFDB records nor a manifest .csv")
+
+
+def find_all(sources: str | Path | list, exclude: set[str] = frozenset()) -> tuple[list[Path], list[str]]:
+    """Records of several folders/manifests (in order), minus those named in ``exclude``.
+
+    Returns:
+        The record paths, and the names that were excluded (the held-out test split).
+    Raises:
+        UserError: when two sources hold a record of the same name (it would count twice).
+    """
+    sources = sources if isinstance(sources, (list, tuple)) else [sources]
+    paths, excluded, seen = [], [], {}
+    for source in sources:
+        for path in find_records(source):
+            if path.name in seen:
+                raise UserError(f"record {path.name} is in both {seen[path.name]} and {source}")
+            seen[path.name] = source
+            (excluded if path.name in exclude else paths).append(path)
+    return paths, [p.name for p in excluded]
 
 
 def _prepare_or_error(args: tuple) -> PreparedRecord | UserError:

@@ -15,9 +15,10 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from pipeline.config import REPO_ROOT, EcgConfig, config_hash, dump_config
-from pipeline.ecg.prepare import PreparedRecord, find_records, prepare_many
+from pipeline.ecg.prepare import PreparedRecord, find_all, prepare_many
+from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
-from pipeline.evaluation import classification_report, plot_confusion
+from pipeline.evaluation import calibration_report, classification_report, plot_confusion, plot_reliability, subgroup_recall
 from pipeline.models.rule import rule_predict
 from pipeline.transforms.rhythm import NETWORK_FEATURE_COUNT, feature_vector_for_network
 
@@ -28,17 +29,31 @@ class EcgDataset:
 
     records: list[PreparedRecord]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    held_out: list[str] = field(default_factory=list)  # internal test records, never prepared here
 
     def labels(self, classes: list[str]) -> np.ndarray:
         return np.array([classes.index(r.label.label) for r in self.records])
+
+    def flutter(self) -> np.ndarray:
+        return np.array([r.label.flutter for r in self.records], dtype=bool)
 
     def features(self) -> np.ndarray:
         return np.stack([r.features for r in self.records])
 
 
-def load_dataset(cfg: EcgConfig, data: str | Path, cache_dir: Path | None = None, progress: bool = True) -> EcgDataset:
-    """Prepare every record under ``data``; unreadable or unlabelled records are skipped with a reason."""
-    paths = find_records(data)
+def holdout_names(cfg: EcgConfig) -> set[str]:
+    """Names of the internal test records the config keeps out of training and selection."""
+    if not cfg.holdout:
+        return set()
+    path = Path(cfg.holdout)
+    return read_record_list(path if path.is_absolute() else REPO_ROOT / path)
+
+
+def load_dataset(cfg: EcgConfig, data: str | Path | list, cache_dir: Path | None = None, progress: bool = True,
+                 exclude: set[str] = frozenset()) -> EcgDataset:
+    """Prepare every record of ``data`` (one or several folders/manifests) except those in ``exclude``;
+    unreadable or unlabelled records are skipped with a reason."""
+    paths, held_out = find_all(data, exclude)
     records, skipped = [], []
     for path, prepared in zip(paths, prepare_many(paths, cfg, cache_dir, progress=progress)):
         if isinstance(prepared, UserError):
@@ -49,7 +64,7 @@ def load_dataset(cfg: EcgConfig, data: str | Path, cache_dir: Path | None = None
             records.append(prepared)
     if not records:
         raise UserError(f"no usable labelled records in {data} ({len(skipped)} skipped)")
-    return EcgDataset(records, skipped)
+    return EcgDataset(records, skipped, held_out)
 
 
 def build_arrays(dataset: EcgDataset, cfg: EcgConfig, input_kind: str):
@@ -64,8 +79,10 @@ def build_arrays(dataset: EcgDataset, cfg: EcgConfig, input_kind: str):
     return ArrayData(inputs.astype(np.float32), features.astype(np.float32), dataset.labels(cfg.classes)), n_features
 
 
-def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | None, desc: str, progress: bool = True):
-    """Split a validation part off ``train_data`` (stratified), fit, return the trained model."""
+def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | None, desc: str, progress: bool = True,
+              split: tuple[np.ndarray, np.ndarray] | None = None):
+    """Fit on ``train_data`` with early stopping on a validation part: ``split`` (fit, validation)
+    indices, or a stratified ``val_fraction`` split off here; return the trained model."""
     from pipeline.device import resolve_device, seed_everything
     from pipeline.ecg.inputs import make_input_fn
     from pipeline.models import create_model
@@ -77,7 +94,7 @@ def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | No
 
         torch.set_num_threads(cfg.train.threads)
     model = create_model(cfg.model.name, n_classes=len(cfg.classes), n_features=n_features, **cfg.model.args)
-    fit_idx, val_idx = validation_split(train_data.labels, cfg.train.val_fraction, cfg.seed)
+    fit_idx, val_idx = split if split is not None else validation_split(train_data.labels, cfg.train.val_fraction, cfg.seed)
     if getattr(model, "feature_skip", None) is not None:
         warm_start_feature_path(model, train_data.subset(fit_idx), len(cfg.classes))
     to_input = make_input_fn(model.input_kind, cfg.scalogram.time_cols_per_window, cfg.train.augment)
@@ -156,7 +173,7 @@ def cross_validate(cfg: EcgConfig, dataset: EcgDataset, work_dir: Path, progress
     work_dir.mkdir(parents=True, exist_ok=True)
     labels = dataset.labels(cfg.classes)
     folds = StratifiedKFold(cfg.train.folds, shuffle=True, random_state=cfg.seed)
-    model_pred = np.zeros(len(labels), dtype=int)
+    model_probs = np.zeros((len(labels), len(cfg.classes)), dtype=np.float32)
     rule_pred = rule_predict(dataset.features(), tuple(cfg.classes)).argmax(1)
     fold_acc, rule_fold_acc = [], []
     kind = input_kind_of(cfg)
@@ -165,66 +182,92 @@ def cross_validate(cfg: EcgConfig, dataset: EcgDataset, work_dir: Path, progress
         arrays, n_features = build_arrays(dataset, cfg, kind)
     for fold, (train_idx, test_idx) in enumerate(folds.split(np.zeros(len(labels)), labels)):
         if kind == "rule":  # the configured thresholds (the baseline column keeps the defaults)
-            pred = rule_predict(dataset.features()[test_idx], tuple(cfg.classes), **cfg.model.args).argmax(1)
+            probs = rule_predict(dataset.features()[test_idx], tuple(cfg.classes), **cfg.model.args)
         else:
             model, _, to_input = fit_model(
                 cfg, arrays.subset(train_idx), n_features, work_dir / f"fold{fold}.pt", f"fold {fold + 1}/{cfg.train.folds}", progress
             )
-            logits = predict_logits(model, arrays.subset(test_idx), resolve_device(cfg.train.device), to_input)
-            pred = logits.argmax(1)
-        model_pred[test_idx] = pred
+            probs = softmax(predict_logits(model, arrays.subset(test_idx), resolve_device(cfg.train.device), to_input))
+        pred = probs.argmax(1)
+        model_probs[test_idx] = probs
         fold_acc.append(float((pred == labels[test_idx]).mean()))
         rule_fold_acc.append(float((rule_pred[test_idx] == labels[test_idx]).mean()))
+    model_pred = model_probs.argmax(1)
     report = classification_report(labels, model_pred, cfg.classes)
     baseline = classification_report(labels, rule_pred, cfg.classes)
     report.update(
+        calibration=calibration_report(labels, model_probs),
+        flutter=subgroup_recall(labels, model_pred, dataset.flutter()),
         fold_accuracy=fold_acc, mean_fold_accuracy=float(np.mean(fold_acc)),
         n_records=len(labels), n_skipped=len(dataset.skipped), folds=cfg.train.folds,
         errors=[{"record": dataset.records[i].name, "true": cfg.classes[labels[i]], "predicted": cfg.classes[model_pred[i]]}
                 for i in np.flatnonzero(model_pred != labels)],
     )
-    baseline.update(fold_accuracy=rule_fold_acc, mean_fold_accuracy=float(np.mean(rule_fold_acc)))
+    baseline.update(fold_accuracy=rule_fold_acc, mean_fold_accuracy=float(np.mean(rule_fold_acc)),
+                    flutter=subgroup_recall(labels, rule_pred, dataset.flutter()))
     report["baseline"] = baseline
     return report
 
 
-def train_ecg(cfg: EcgConfig, data: str | Path, store=None, cv: bool = True, progress: bool = True,
-              bundle_dir: Path | None = None) -> dict:
-    """Cross-validate (optional), fit on all records, publish the model to the store.
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
+
+def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = True, progress: bool = True,
+              bundle_dir: Path | None = None, test: bool = False) -> dict:
+    """Cross-validate (optional; ensembles use their validation part instead), fit on all records
+    except the config's ``holdout`` list, publish the model to the store.
+
+    Args:
+        test: after training, score the model once on the holdout records found in ``data`` (the
+            final report; nothing is chosen from it) and add it to metrics.json and the model card.
     Returns:
-        ``{"uri", "run_id", "metrics"}``; the run folder holds model.json / model.pt /
-        model.onnx, config.yaml, metrics.json, confusion.png and MODEL_CARD.md.
+        ``{"uri", "run_id", "metrics"}``; the run folder holds model.json, the weights and ONNX
+        export(s), config.yaml, metrics.json, confusion/reliability plots and MODEL_CARD.md.
     """
     from pipeline.store import Store, new_run_id, validate_id
 
     validate_id(cfg.name, "model name")
+    if test and not cfg.holdout:
+        raise UserError("--test needs a 'holdout' record list in the config")
     store = store or Store.open()
     started = time.perf_counter()
     cache = Path(store.path("features", "ecg")) if store.is_local else None
-    dataset = load_dataset(cfg, data, cache, progress)
+    dataset = load_dataset(cfg, data, cache, progress, exclude=holdout_names(cfg))
     run_id = new_run_id()
     work = work_dir_for(cfg, data)
     work.mkdir(parents=True, exist_ok=True)
+    sources = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
+        bundle = Path(tmp) / "bundle"
         metrics: dict = {"n_records": len(dataset.records), "n_skipped": len(dataset.skipped),
-                         "skipped": [{"record": n, "reason": r} for n, r in dataset.skipped]}
-        if cv:
-            metrics["cross_validation"] = cross_validate(cfg, dataset, work, progress)
-        cv_seconds = time.perf_counter() - started
-        kind = input_kind_of(cfg)
-        model, n_features, extra = None, 0, {}
-        if kind != "rule":
-            arrays, n_features = build_arrays(dataset, cfg, kind)
-            model, result, _ = fit_model(cfg, arrays, n_features, work / "final.pt", "final fit", progress)
-            extra = {"best_epoch": result.best_epoch, "history": result.history}
-        metrics["seconds"] = {"cross_validation": round(cv_seconds, 1), "total": round(time.perf_counter() - started, 1)}
-        bundle = out / "bundle"
-        save_bundle_dir(bundle, cfg, model, kind, n_features, metrics, extra, run_id)
+                         "skipped": [{"record": n, "reason": r} for n, r in dataset.skipped],
+                         "holdout": {"list": cfg.holdout, "n_excluded": len(dataset.held_out)}, "data": sources}
+        extra: dict = {"run_id": run_id}
+        if cfg.model.name == "ensemble":
+            from pipeline.ecg.ensemble import train_ensemble
+
+            metrics.update(train_ensemble(cfg, dataset, bundle, run_id, progress))
+            metrics["seconds"] = {"total": round(time.perf_counter() - started, 1)}
+        else:
+            if cv:
+                metrics["cross_validation"] = cross_validate(cfg, dataset, work, progress)
+            cv_seconds = time.perf_counter() - started
+            kind = input_kind_of(cfg)
+            model, n_features = None, 0
+            if kind != "rule":
+                arrays, n_features = build_arrays(dataset, cfg, kind)
+                model, result, _ = fit_model(cfg, arrays, n_features, work / "final.pt", "final fit", progress)
+                extra.update(best_epoch=result.best_epoch, history=result.history)
+            metrics["seconds"] = {"cross_validation": round(cv_seconds, 1), "total": round(time.perf_counter() - started, 1)}
+            save_bundle_dir(bundle, cfg, model, kind, n_features, metrics, extra)
+        if test:
+            metrics["internal_test"] = score_holdout(bundle, cfg, sources, progress)
+        finish_bundle_dir(bundle, cfg, metrics, extra)
         files = {p.name: p for p in sorted(bundle.iterdir())}
         uri = store.publish_run(("models", "ecg", cfg.name, run_id), files, kind="model", config=cfg.model_dump(mode="json"),
-                                metrics=_headline(metrics), inputs=[{"uri": str(data), "records": len(dataset.records)}])
+                                metrics=_headline(metrics), inputs=[{"uri": d, "records": len(dataset.records)} for d in sources])
         store.set_latest(("models", "ecg", cfg.name), run_id)
         shutil.rmtree(work, ignore_errors=True)  # published: the checkpoints have done their job
         if bundle_dir is not None:
@@ -234,29 +277,59 @@ def train_ecg(cfg: EcgConfig, data: str | Path, store=None, cv: bool = True, pro
     return {"uri": uri, "run_id": run_id, "metrics": metrics}
 
 
-def work_dir_for(cfg: EcgConfig, data: str | Path) -> Path:
+def score_holdout(bundle: Path, cfg: EcgConfig, sources: list[str], progress: bool) -> dict:
+    """The finished model (as saved, through ONNX when exported) on the internal test records."""
+    from pipeline.ecg.bundle import load_bundle
+    from pipeline.ecg.evaluate import evaluate_paths, select_records
+
+    holdout = Path(cfg.holdout)
+    report = evaluate_paths(load_bundle(bundle), select_records(sources, holdout if holdout.is_absolute() else REPO_ROOT / holdout),
+                            progress)
+    plot_confusion(report["confusion"], cfg.classes, bundle / "confusion_test.png",
+                   f"{cfg.name}: internal test, acc {report['accuracy']:.3f}")
+    return report
+
+
+def work_root() -> Path:
+    """Where checkpoints live: ``PIPELINE_WORK`` or the repository's ``artifacts/work``."""
+    return Path(os.environ.get("PIPELINE_WORK", REPO_ROOT / "artifacts" / "work"))
+
+
+def work_dir_for(cfg: EcgConfig, data: str | Path | list) -> Path:
     """Checkpoint folder of an interrupted run: the same config and data resume from it."""
-    root = Path(os.environ.get("PIPELINE_WORK", REPO_ROOT / "artifacts" / "work"))
-    data_key = hashlib.sha256(str(Path(data).resolve()).encode()).hexdigest()[:8]
+    root = work_root()
+    sources = data if isinstance(data, (list, tuple)) else [data]
+    data_key = hashlib.sha256("|".join(str(Path(d).resolve()) for d in sources).encode()).hexdigest()[:8]
     return root / "ecg" / f"{cfg.name}-{config_hash(cfg)}-{data_key}"
 
 
-def save_bundle_dir(folder: Path, cfg, model, kind, n_features, metrics, extra, run_id) -> None:
+def save_bundle_dir(folder: Path, cfg, model, kind, n_features, metrics, extra) -> None:
     from pipeline.ecg.bundle import save_bundle
-    from pipeline.ecg.model_card import write_model_card
 
-    save_bundle(folder, cfg, model, kind if kind != "rule" else "features", n_features, {"run_id": run_id, **extra})
-    (folder / "config.yaml").write_text(dump_config(cfg))
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    save_bundle(folder, cfg, model, kind if kind != "rule" else "features", n_features, extra)
     if "cross_validation" in metrics:
         cvm = metrics["cross_validation"]
         plot_confusion(cvm["confusion"], cfg.classes, folder / "confusion.png",
                        f"{cfg.name}: {cfg.train.folds}-fold CV, acc {cvm['accuracy']:.3f}")
+        if kind != "rule":
+            plot_reliability(cvm["calibration"], folder / "reliability.png", f"{cfg.name}: {cfg.train.folds}-fold CV")
+
+
+def finish_bundle_dir(folder: Path, cfg, metrics: dict, extra: dict) -> None:
+    """config.yaml, metrics.json and MODEL_CARD.md beside the weights."""
+    from pipeline.ecg.model_card import write_model_card
+
+    (folder / "config.yaml").write_text(dump_config(cfg))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_model_card(folder / "MODEL_CARD.md", cfg, metrics, extra)
 
 
 def _headline(metrics: dict) -> dict:
     cvm = metrics.get("cross_validation")
+    if "validation" in metrics:
+        val = metrics["validation"]["ensemble"]
+        return {"val_accuracy": val["accuracy"], "val_balanced_accuracy": val["balanced_accuracy"],
+                "rule_val_accuracy": metrics["validation"]["rule"]["accuracy"], "n_records": metrics["n_records"]}
     if not cvm:
         return {"n_records": metrics["n_records"]}
     return {"cv_accuracy": cvm["accuracy"], "cv_macro_f1": cvm["macro_f1"], "cv_accuracy_ci95": cvm["accuracy_ci95"],

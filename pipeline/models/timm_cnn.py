@@ -52,7 +52,9 @@ class TimmCnn(nn.Module):
     ):
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.backbone.num_features + n_features, n_classes))
+        # MobileNetV3-style backbones end in a conv head wider than num_features
+        width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width + n_features, n_classes))
         self.n_features = n_features
 
     def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:

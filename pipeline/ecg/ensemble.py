@@ -1,0 +1,156 @@
+"""Deep ensembles of ECG networks: views (scalogram CNN, 1-D CNN, ...) x seeds, one folder.
+
+Every member is early-stopped on the same stratified validation part of the training records,
+and the combiner (per-view weights and a temperature) is fitted on that part's member
+probabilities. The internal test split never reaches this module (``train_ecg`` removes it).
+Members train in parallel processes on CPU (``train.parallel``): on 2 cores two single-threaded
+trainings finish in about the time of one two-threaded training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import EcgConfig, EcgTrain, config_hash
+from pipeline.errors import UserError
+from pipeline.evaluation import calibration_report, classification_report, plot_reliability, subgroup_recall
+
+#: Arrays shared with forked training processes (set before the pool starts, read-only there).
+_SHARED: dict = {}
+
+
+def member_config(cfg: EcgConfig, view: int, seed: int) -> EcgConfig:
+    """The ensemble config with one member's network, seed and train overrides."""
+    member = cfg.model.members[view]
+    try:
+        train = EcgTrain.model_validate({**cfg.train.model_dump(), **member.train})
+    except Exception as exc:  # pydantic's message, one line
+        raise UserError(f"ensemble member {view} ({member.name}): invalid train overrides: {exc}".replace("\n", " ")) from exc
+    model = {"name": member.name, "args": member.args, "rhythm_features": member.rhythm_features}
+    return cfg.model_copy(update={"name": f"{cfg.name}-m{view}-s{seed}", "seed": seed, "model": type(cfg.model)(**model),
+                                  "train": train})
+
+
+def member_fingerprint(mcfg: EcgConfig) -> str:
+    """Hash of what shapes a trained member (not the ensemble's name, data paths or parallelism)."""
+    train = mcfg.train.model_copy(update={"parallel": 1})
+    return config_hash(mcfg.model_copy(update={"name": "member", "data": None, "holdout": None, "train": train}))
+
+
+def member_key(cfg: EcgConfig, view: int, seed: int) -> str:
+    return f"m{view}-{cfg.model.members[view].name}-s{seed}"
+
+
+def _train_member(job: tuple[int, int]) -> dict:
+    """Fit one member on the shared arrays; returns its weights and validation probabilities."""
+    from pipeline.device import resolve_device
+    from pipeline.ecg.train import fit_model, softmax
+    from pipeline.training import predict_logits
+
+    view, seed = job
+    cfg, split, progress = _SHARED["cfg"], _SHARED["split"], _SHARED["progress"]
+    mcfg = member_config(cfg, view, seed)
+    arrays, n_features = _SHARED["arrays"][view]
+    key = member_key(cfg, view, seed)
+    started = time.perf_counter()
+    checkpoint = _SHARED["work"] / f"{key}-{member_fingerprint(mcfg)}-{_SHARED['split_key']}.pt"
+    model, result, to_input = fit_model(mcfg, arrays, n_features, checkpoint, key, progress, split=split)
+    val_probs = softmax(predict_logits(model, arrays.subset(split[1]), resolve_device(mcfg.train.device), to_input))
+    return {"view": view, "seed": seed, "key": key, "state": {k: v.cpu() for k, v in model.state_dict().items()},
+            "n_features": n_features, "val_probs": val_probs, "best_epoch": result.best_epoch,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _run_jobs(jobs: list[tuple[int, int]], parallel: int, progress: bool) -> list[dict]:
+    if parallel <= 1 or len(jobs) == 1:
+        return [_train_member(job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: children inherit the arrays without pickling them; the parent has run no torch op yet
+    context = multiprocessing.get_context("fork")
+    results = []
+    with ProcessPoolExecutor(min(parallel, len(jobs)), mp_context=context) as pool:
+        for result in pool.map(_train_member, jobs):
+            if progress:
+                print(f"member {result['key']}: best epoch {result['best_epoch']}, {result['seconds']:.0f} s", flush=True)
+            results.append(result)
+    return results
+
+
+def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress: bool = True) -> dict:
+    """Train every member, fit the combiner, write the ensemble folder; return its metrics.
+
+    Member checkpoints are kept in ``<PIPELINE_WORK>/ecg/members/``, named by the member's
+    config and the exact fit/validation records, so another ensemble that shares a member
+    (same network, seed, data and split) reuses it instead of training it again.
+    """
+    from pipeline.device import resolve_device
+    from pipeline.ecg.bundle import member_meta, save_ensemble
+    from pipeline.ecg.combine import combine, fit_combiner
+    from pipeline.ecg.train import build_arrays, input_kind_of, validation_split, work_root
+    from pipeline.models import create_model
+    from pipeline.models.rule import rule_predict
+
+    labels = dataset.labels(cfg.classes)
+    split = validation_split(labels, cfg.train.val_fraction, cfg.seed)
+    names = [r.name for r in dataset.records]
+    split_key = hashlib.sha256(("|".join(names[i] for i in split[0]) + "#" + "|".join(names[i] for i in split[1])).encode()
+                               ).hexdigest()[:12]
+    work = work_root() / "ecg" / "members"
+    work.mkdir(parents=True, exist_ok=True)
+    arrays, cache = {}, {}
+    for view in range(len(cfg.model.members)):
+        mcfg = member_config(cfg, view, 0)
+        kind = input_kind_of(mcfg)
+        token = (kind, mcfg.model.rhythm_features)
+        if token not in cache:
+            cache[token] = build_arrays(dataset, mcfg, kind)
+        arrays[view] = cache[token]
+    jobs = [(view, seed) for view, member in enumerate(cfg.model.members) for seed in member.seeds]
+    parallel = 1 if resolve_device(cfg.train.device).type == "cuda" else cfg.train.parallel
+    _SHARED.update(cfg=cfg, work=work, split=split, split_key=split_key, progress=progress and parallel <= 1, arrays=arrays)
+    try:
+        results = _run_jobs(jobs, parallel, progress)
+    finally:
+        _SHARED.clear()
+
+    val_labels = labels[split[1]]
+    member_probs = np.stack([r["val_probs"] for r in results])
+    weights, temperature = fit_combiner(member_probs, val_labels, [r["view"] for r in results])
+    ensemble_probs = combine(member_probs, weights, temperature)
+    flutter = dataset.flutter()[split[1]]
+    rule_probs = rule_predict(dataset.features()[split[1]], tuple(cfg.classes))
+
+    def scored(probs: np.ndarray) -> dict:
+        pred = probs.argmax(1)
+        report = classification_report(val_labels, pred, cfg.classes)
+        report.update(calibration=calibration_report(val_labels, probs), flutter=subgroup_recall(val_labels, pred, flutter))
+        return report
+
+    members = []
+    for r in results:
+        mcfg = member_config(cfg, r["view"], r["seed"])
+        model = create_model(mcfg.model.name, n_classes=len(cfg.classes), n_features=r["n_features"],
+                             **{k: v for k, v in mcfg.model.args.items() if k != "pretrained"})
+        model.load_state_dict(r["state"])
+        members.append((member_meta(mcfg, input_kind_of(mcfg), r["n_features"], r["key"]), model))
+    member_reports = {r["key"]: {**_short(scored(r["val_probs"])), "best_epoch": r["best_epoch"], "seconds": r["seconds"],
+                                 "weight": float(w)} for r, w in zip(results, weights)}
+    validation = {"n_records": int(len(split[1])), "records": [dataset.records[i].name for i in split[1]],
+                  "ensemble": scored(ensemble_probs), "rule": scored(rule_probs), "members": member_reports,
+                  "weights": [float(w) for w in weights], "temperature": temperature}
+    save_ensemble(folder, cfg, members, weights, temperature, {"run_id": run_id})
+    plot_reliability(validation["ensemble"]["calibration"], folder / "reliability.png", f"{cfg.name}: validation part")
+    if not np.isfinite(ensemble_probs).all():
+        raise UserError("ensemble produced non-finite probabilities on the validation part")
+    return {"validation": validation, "device": str(resolve_device(cfg.train.device)), "parallel": parallel}
+
+
+def _short(report: dict) -> dict:
+    return {k: report[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")} | {
+        "ece": report["calibration"]["ece"], "flutter": report["flutter"]}

@@ -1,0 +1,176 @@
+"""Deep ensembles, the internal test split, calibration and several data folders (issue: ECG generalization)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.config import EcgConfig
+from tests.conftest import REPO, SAMPLE_ECG, SHARED_DATA
+
+SMALL_ENSEMBLE = {
+    "name": "tiny-ensemble",
+    "seed": 0,
+    "scalogram": {"scale_rows_per_lead": 8, "time_cols_per_window": 32},
+    "model": {"name": "ensemble", "members": [
+        {"name": "cnn_lstm", "args": {"channels": [4, 8, 8]}, "seeds": [0]},
+        {"name": "cnn1d", "args": {"channels": [4, 8]}, "seeds": [0, 1]},
+    ]},
+    "train": {"epochs": 1, "batch_size": 4, "val_fraction": 0.3, "parallel": 1},
+}
+
+
+def test_calibration_error_on_a_known_case():
+    from pipeline.evaluation import calibration_report
+
+    # 4 records at confidence 0.9 (3 right: bin accuracy 0.75) and 2 at 0.6 (both right: accuracy 1.0)
+    probs = np.array([[0.9, 0.1]] * 4 + [[0.6, 0.4]] * 2)
+    labels = np.array([0, 0, 0, 1, 0, 0])
+    report = calibration_report(labels, probs)
+    expected = 4 / 6 * abs(0.75 - 0.9) + 2 / 6 * abs(1.0 - 0.6)
+    assert report["ece"] == pytest.approx(expected)
+    assert [b["count"] for b in report["bins"]] == [2, 4]
+    perfect = calibration_report(np.array([0, 1]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    assert perfect["ece"] == pytest.approx(0.0)
+
+
+def test_balanced_accuracy_weights_classes_equally():
+    from pipeline.evaluation import classification_report
+
+    truth = np.array([0] * 8 + [1] * 2)
+    always_zero = np.zeros(10, dtype=int)
+    report = classification_report(truth, always_zero, ["a", "b"])
+    assert report["accuracy"] == pytest.approx(0.8)
+    assert report["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_combiner_prefers_the_informative_view_and_sharpens():
+    from pipeline.ecg.combine import combine, fit_combiner
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    informative = np.full((300, 3), 0.2)
+    informative[np.arange(300), labels] = 0.6  # right but under-confident
+    noise = rng.dirichlet(np.ones(3), 300)
+    probs = np.stack([informative, noise, noise])
+    weights, temperature = fit_combiner(probs, labels, views=[0, 1, 1])
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[0] > 0.9 and weights[1] == pytest.approx(weights[2])
+    assert temperature < 1.0  # under-confident mixture gets sharpened
+    combined = combine(probs, weights, temperature)
+    assert (combined.argmax(1) == labels).mean() == 1.0
+    np.testing.assert_allclose(combined.sum(1), 1.0, rtol=1e-5)
+
+
+def test_stratified_holdout_keeps_every_stratum():
+    from pipeline.ecg.splits import stratified_holdout
+
+    names = [f"r{i}" for i in range(100)]
+    strata = ["SB"] * 50 + ["AFIB"] * 30 + ["AFIB-flutter"] * 10 + ["SR"] * 10
+    test = stratified_holdout(names, strata, 0.2, seed=0)
+    assert len(test) == 20 and test == sorted(test)
+    picked = [strata[names.index(n)] for n in test]
+    assert picked.count("AFIB-flutter") == 2 and picked.count("SB") == 10
+    assert stratified_holdout(names, strata, 0.2, seed=0) == test  # seeded
+
+
+@pytest.mark.shared
+def test_committed_internal_test_split_regenerates_from_the_manifest():
+    from pipeline.ecg.splits import manifest_strata, read_record_list, stratified_holdout
+
+    names, strata = manifest_strata(SHARED_DATA / "ecg" / "manifest.csv", ["chapman", "chapman-extra"])
+    committed = read_record_list(REPO / "configs" / "ecg" / "splits" / "chapman-test.txt")
+    assert committed == set(stratified_holdout(names, strata, 0.2, seed=0))
+    flutter = [n for n, s in zip(names, strata) if s == "AFIB-flutter"]
+    assert 5 <= len(committed & set(flutter)) <= 9  # ~20% of the 36 flutter records
+
+
+def _two_folders(tmp_path):
+    """The bundled sample split into two folders (records alternate)."""
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for i, header in enumerate(sorted(SAMPLE_ECG.glob("*.hea"))):
+        target = folders[i % 2]
+        target.mkdir(exist_ok=True)
+        shutil.copy(header, target)
+        shutil.copy(header.with_suffix(".mat"), target)
+    return folders
+
+
+@pytest.mark.slow
+def test_ensemble_trains_from_two_folders_without_seeing_the_holdout(tmp_path, tmp_store, monkeypatch, cli):
+    from pipeline.ecg import prepare
+
+    monkeypatch.setenv("PIPELINE_WORK", str(tmp_path / "work"))
+    folders = _two_folders(tmp_path)
+    holdout = ["JS00007", "JS00012"]  # one from each folder
+    (tmp_path / "holdout.txt").write_text("# test\n" + "\n".join(holdout) + "\n")
+    cfg = {**SMALL_ENSEMBLE, "holdout": str(tmp_path / "holdout.txt")}
+    (tmp_path / "ens.yaml").write_text(yaml.safe_dump(cfg))
+
+    prepared_for_training = []
+    real = prepare.prepare_path
+
+    def spy(path, cfg, cache_dir=None):
+        prepared_for_training.append(prepare.record_base(path).name)
+        return real(path, cfg, cache_dir)
+
+    monkeypatch.setattr(prepare, "prepare_path", spy)
+    result = cli("train", "ecg", "--config", tmp_path / "ens.yaml", "--data", folders[0], "--data", folders[1],
+                 "--bundle", tmp_path / "bundle")
+    assert result.code == 0, result.err
+    assert not set(holdout) & set(prepared_for_training)
+    assert len(prepared_for_training) == 10
+    metrics = json.loads((tmp_path / "bundle" / "metrics.json").read_text())
+    assert metrics["holdout"]["n_excluded"] == 2 and metrics["n_records"] == 10
+    assert not set(holdout) & set(metrics["validation"]["records"])
+    assert "internal_test" not in metrics  # scored only when asked, after every choice is made
+    meta = json.loads((tmp_path / "bundle" / "model.json").read_text())
+    assert meta["model_name"] == "ensemble" and len(meta["members"]) == 3
+    assert sum(meta["weights"]) == pytest.approx(1.0) and meta["temperature"] > 0
+
+
+def test_ensemble_round_trip_torch_and_onnx_agree(tmp_path):
+    from pipeline.ecg.bundle import load_bundle, member_meta, save_ensemble
+    from pipeline.ecg.ensemble import member_config, member_key
+    from pipeline.ecg.predict import predict_paths
+    from pipeline.models import create_model
+
+    cfg = EcgConfig.model_validate(SMALL_ENSEMBLE)
+    members = []
+    for view, member in enumerate(cfg.model.members):
+        for seed in member.seeds:
+            mcfg = member_config(cfg, view, seed)
+            model = create_model(member.name, n_classes=4, n_features=0, **member.args).eval()
+            members.append((member_meta(mcfg, model.input_kind, 0, member_key(cfg, view, seed)), model))
+    save_ensemble(tmp_path, cfg, members, weights=[0.5, 0.25, 0.25], temperature=0.7)
+    records = sorted(str(p) for p in SAMPLE_ECG.glob("*.mat"))[:3]
+    by_onnx, _, errors = predict_paths(load_bundle(tmp_path, "onnx"), records)
+    by_torch, _, _ = predict_paths(load_bundle(tmp_path, "torch"), records)
+    assert not errors and len(by_onnx) == 3
+    for a, b in zip(by_onnx, by_torch):
+        np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=2e-3)
+        assert sum(a["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_duplicate_record_across_data_folders_is_refused(tmp_path):
+    from pipeline.ecg.prepare import find_all
+    from pipeline.errors import UserError
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(SAMPLE_ECG / "JS00007.hea", tmp_path / name)
+    with pytest.raises(UserError, match="JS00007 is in both"):
+        find_all([tmp_path / "a", tmp_path / "b"])
+
+
+def test_ensemble_config_needs_members():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="members"):
+        EcgConfig.model_validate({"model": {"name": "ensemble"}})
+    with pytest.raises(ValidationError, match="members"):
+        EcgConfig.model_validate({"model": {"name": "cnn1d", "members": [{"name": "cnn1d"}]}})
