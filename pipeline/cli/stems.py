@@ -11,7 +11,7 @@ import typer
 from pipeline.cli import app
 from pipeline.errors import UserError
 
-stems_app = typer.Typer(help="Separated stems in the artifact store.", no_args_is_help=True)
+stems_app = typer.Typer(help="Separated stems in the artifact store.")
 app.add_typer(stems_app, name="stems")
 
 
