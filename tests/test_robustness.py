@@ -109,3 +109,129 @@ def test_interrupted_predict_exits_130(tmp_path):
                             "predict", SAMPLE_ECG / "JS00007.mat", "--model", "rule", after=1)
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip().splitlines() == ["error: interrupted"]
+
+
+# -- ECG records -------------------------------------------------------------------------
+def _record(folder, edit=lambda header: header, name="JS00007"):
+    """A copy of a bundled record with its header text passed through ``edit``."""
+    from conftest import SAMPLE_ECG
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.mat").write_bytes((SAMPLE_ECG / "JS00007.mat").read_bytes())
+    (folder / f"{name}.hea").write_text(edit((SAMPLE_ECG / "JS00007.hea").read_text().replace("JS00007", name)))
+    return folder / name
+
+
+def _record_line(**changes):
+    """Edit the record line's fields by position name: n_sig, fs, n_samples."""
+    positions = {"n_sig": 1, "fs": 2, "n_samples": 3}
+
+    def edit(header):
+        first, rest = header.split("\n", 1)
+        fields = first.split()
+        for key, value in changes.items():
+            fields[positions[key]] = value
+        return " ".join(f for f in fields if f) + "\n" + rest
+    return edit
+
+
+def _read_error(path, **kwargs) -> str:
+    from pipeline.errors import UserError
+    from pipeline.io.ecg import read_record
+
+    with pytest.raises(UserError) as info:
+        read_record(path, **kwargs)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf", "-500", "abc", "1e3", "0", "20", "20000"])
+def test_bad_sampling_rates_are_refused(tmp_path, rate):
+    message = _read_error(_record(tmp_path, _record_line(fs=rate)))
+    assert "sampling rate" in message and rate in message
+
+
+def test_missing_sampling_rate_is_refused(tmp_path):
+    header = _record(tmp_path).with_suffix(".hea")
+    header.write_text("JS00007 12\n" + header.read_text().split("\n", 1)[1])
+    assert "no sampling rate" in _read_error(header)
+
+
+@pytest.mark.parametrize("n_samples", ["4000", "6000"])
+def test_sample_count_must_match_the_signal_file(tmp_path, n_samples):
+    message = _read_error(_record(tmp_path, _record_line(n_samples=n_samples)))
+    assert f"holds 5000 samples per signal but the header declares {n_samples}" in message
+
+
+@pytest.mark.parametrize("signal_name", ["OTHER", "../other/JS00008.mat", "sub/JS00008.mat", ".."])
+def test_signal_file_must_sit_beside_the_header(tmp_path, signal_name):
+    from conftest import SAMPLE_ECG
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "JS00008.mat").write_bytes((SAMPLE_ECG / "JS00008.mat").read_bytes())
+    signal_name = str(other / "JS00008.mat") if signal_name == "OTHER" else signal_name
+    base = _record(tmp_path / "rec", lambda h: h.replace("JS00007.mat", signal_name))
+    assert "must sit beside the header" in _read_error(base)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("suffix", [".hea", ".mat"])
+def test_fifo_instead_of_a_file_is_refused_without_hanging(tmp_path, suffix):
+    base = _record(tmp_path)
+    base.with_suffix(suffix).unlink()
+    os.mkfifo(base.with_suffix(suffix))
+    assert "not a regular file" in _read_error(base)
+
+
+def test_zero_sample_record_is_refused(tmp_path):
+    base = _record(tmp_path, _record_line(n_samples="0"))
+    base.with_suffix(".mat").write_bytes(base.with_suffix(".mat").read_bytes()[:24])
+    assert "holds no samples" in _read_error(base)
+
+
+@pytest.mark.parametrize("n_sig", ["8", "14", "0"])
+def test_signal_count_must_match_the_signal_lines(tmp_path, n_sig):
+    message = _read_error(_record(tmp_path, _record_line(n_sig=n_sig)))
+    assert f"declares {n_sig} signal(s)" in message if n_sig != "0" else "declares no signal" in message
+
+
+def _multi_segment(tmp_path, segments, present):
+    for name in present:
+        _record(tmp_path, name=name)
+    lines = [f"multi/{len(segments)} 12 500 {5000 * len(segments)}"] + [f"{s} 5000" for s in segments]
+    (tmp_path / "multi.hea").write_text("\n".join(lines) + "\n")
+    return tmp_path / "multi"
+
+
+def test_multi_segment_record_reads(tmp_path):
+    from pipeline.io.ecg import read_record
+
+    assert read_record(_multi_segment(tmp_path, ["sa", "sb"], ["sa", "sb"])).signal.shape == (12, 10000)
+
+
+@pytest.mark.parametrize("segments, message", [
+    (["sa", "sb"], "segment header"),
+    (["sa", "multi"], "record itself"),
+    (["sa", "../sb"], "must sit beside the header"),
+])
+def test_broken_multi_segment_records_are_refused(tmp_path, segments, message):
+    assert message in _read_error(_multi_segment(tmp_path, segments, ["sa"]))
+
+
+def test_records_longer_than_the_limit_are_refused_before_reading(tmp_path, monkeypatch):
+    base = _record(tmp_path)
+    assert "more than the 5 s limit" in _read_error(base, max_seconds=5)
+    monkeypatch.setenv("PIPELINE_ECG_MAX_SECONDS", "9.5")
+    assert "PIPELINE_ECG_MAX_SECONDS" in _read_error(base)
+    monkeypatch.setenv("PIPELINE_ECG_MAX_SECONDS", "-1")
+    assert "positive number of seconds" in _read_error(base)
+
+
+def test_predict_reports_a_bad_rate_and_classifies_the_rest(cli, tmp_path):
+    from conftest import SAMPLE_ECG
+
+    bad = _record(tmp_path, _record_line(fs="nan"))
+    result = cli("predict", bad, SAMPLE_ECG / "JS00008.mat", "--model", "rule")
+    _assert_one_error(result, contains="sampling rate 'nan'")
+    assert len(result.out.strip().splitlines()) == 1
