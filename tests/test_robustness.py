@@ -235,3 +235,48 @@ def test_predict_reports_a_bad_rate_and_classifies_the_rest(cli, tmp_path):
     result = cli("predict", bad, SAMPLE_ECG / "JS00008.mat", "--model", "rule")
     _assert_one_error(result, contains="sampling rate 'nan'")
     assert len(result.out.strip().splitlines()) == 1
+
+
+# -- audio -------------------------------------------------------------------------------
+def _separate(cli, tmp_path, song):
+    result = cli("separate", song, "--model", tiny_bundle(tmp_path / "model"), "--out", tmp_path / "out")
+    assert not (tmp_path / "store" / "stems").exists() or not any((tmp_path / "store" / "stems").rglob("*.*"))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.*"))
+    return result
+
+
+def test_corrupt_flac_is_one_line(cli, tmp_path, tmp_store):
+    song = tmp_path / "song.flac"
+    sf.write(song, 0.3 * np.sin(np.arange(16000 * 20) / 10), 16000)
+    data = bytearray(song.read_bytes())
+    data[len(data) // 3:len(data) // 3 + 4000] = bytes(4000)
+    song.write_bytes(bytes(data))
+    _assert_one_error(_separate(cli, tmp_path, song), contains="could not be decoded")
+
+
+def test_nan_after_the_first_block_is_reported_as_nan(cli, tmp_path, tmp_store):
+    audio = 0.3 * np.sin(np.arange((1 << 20) + 4000) / 10)
+    audio[(1 << 20) + 100] = np.nan
+    song = tmp_path / "song.wav"
+    sf.write(song, audio, 16000, subtype="FLOAT")
+    _assert_one_error(_separate(cli, tmp_path, song), contains="contains NaN samples")
+
+
+def test_wav_cut_short_is_refused(cli, tmp_path, tmp_store):
+    song = _song(tmp_path, seconds=4.0)
+    song.write_bytes(song.read_bytes()[:-16000 * 2])
+    _assert_one_error(_separate(cli, tmp_path, song), contains="is cut short")
+
+
+def test_input_deleted_while_being_read(cli, tmp_path, tmp_store, monkeypatch):
+    import pipeline.io.audio as audio_io
+
+    real = audio_io.check_levels
+
+    def then_delete(info, **kwargs):
+        levels = real(info, **kwargs)
+        info.path.unlink()
+        return levels
+
+    monkeypatch.setattr(audio_io, "check_levels", then_delete)
+    _assert_one_error(_separate(cli, tmp_path, _song(tmp_path)), contains="disappeared while it was being read")
