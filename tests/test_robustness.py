@@ -280,3 +280,150 @@ def test_input_deleted_while_being_read(cli, tmp_path, tmp_store, monkeypatch):
 
     monkeypatch.setattr(audio_io, "check_levels", then_delete)
     _assert_one_error(_separate(cli, tmp_path, _song(tmp_path)), contains="disappeared while it was being read")
+
+
+# -- artifact store ----------------------------------------------------------------------
+def _claim(store, prefix, **fields):
+    """Leave a claim (and a partial file) as a writer that died would."""
+    import json
+    import socket
+
+    folder = store.path(*prefix)
+    os.makedirs(folder, exist_ok=True)
+    claim = {"host": socket.gethostname(), "pid": os.getpid(), "token": "t", "claimed_utc": "2020-01-01T00:00:00+00:00"}
+    with open(f"{folder}/.writer", "w") as handle:
+        json.dump({**claim, **fields}, handle)
+    with open(f"{folder}/partial.wav", "wb") as handle:
+        handle.write(b"half")
+
+
+def _source(tmp_path):
+    src = tmp_path / "src.wav"
+    src.write_bytes(os.urandom(1000))
+    return src
+
+
+def test_claim_of_a_killed_writer_is_taken_over(tmp_path):
+    from pipeline.store import Store
+
+    store = Store.open(tmp_path / "store")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    _claim(store, ("stems", "song", "run-1"), pid=int(dead.stdout), claimed_utc="2999-01-01T00:00:00+00:00")
+    store.publish_run(("stems", "song", "run-1"), {"a.wav": _source(tmp_path)}, kind="stems")
+    assert store.verify_run("stems", "song", "run-1") == []
+    assert sorted(os.listdir(store.path("stems", "song", "run-1"))) == [".writer", "a.wav", "manifest.json"]
+
+
+def test_claim_older_than_the_lease_is_taken_over_and_a_live_one_is_not(tmp_path, monkeypatch):
+    from pipeline.store import RunExistsError, Store
+
+    store = Store.open(tmp_path / "store")
+    _claim(store, ("stems", "song", "old"), host="elsewhere", pid=1)
+    store.publish_run(("stems", "song", "old"), {"a.wav": _source(tmp_path)}, kind="stems")
+    assert store.list_runs("stems", "song") == ["old"]
+    fresh = dt_now_iso()
+    _claim(store, ("stems", "song", "live"), host="elsewhere", pid=1, claimed_utc=fresh)
+    with pytest.raises(RunExistsError, match="another writer"):
+        store.publish_run(("stems", "song", "live"), {"a.wav": _source(tmp_path)}, kind="stems")
+    monkeypatch.setenv("PIPELINE_CLAIM_LEASE_S", "1e-9")
+    store.publish_run(("stems", "song", "live"), {"a.wav": _source(tmp_path)}, kind="stems")
+
+
+def dt_now_iso() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def test_failure_after_the_claim_cleans_the_run_folder(tmp_path, monkeypatch):
+    import errno
+
+    from pipeline.errors import UserError
+    from pipeline.store import Store
+
+    store = Store.open(tmp_path / "store")
+    real = Store.put_file
+
+    def disk_full(self, source, *parts):
+        real(self, source, *parts)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Store, "put_file", disk_full)
+    with pytest.raises(UserError, match="No space left on device"):
+        store.publish_run(("stems", "song", "r"), {"a.wav": _source(tmp_path), "b.wav": _source(tmp_path)}, kind="stems")
+    assert not os.path.exists(store.path("stems", "song", "r"))
+    monkeypatch.setattr(Store, "put_file", real)
+    store.publish_run(("stems", "song", "r"), {"a.wav": _source(tmp_path)}, kind="stems")
+
+
+def _published_stems(tmp_store, tmp_path, outputs=None):
+    """A stems run in the store; ``outputs`` overrides the manifest's output list."""
+    import json
+
+    from pipeline.store import MANIFEST, Store
+
+    store = Store.open(tmp_store)
+    src = _source(tmp_path)
+    store.publish_run(("stems", "song-1", "run-1"), {"vocals.flac": src, "accompaniment.flac": src}, kind="svs-stems")
+    if outputs is not None:
+        manifest_path = store.path("stems", "song-1", "run-1", MANIFEST)
+        manifest = json.loads(open(manifest_path).read())
+        manifest["outputs"] = outputs(manifest["outputs"])
+        with open(manifest_path, "w") as handle:
+            json.dump(manifest, handle)
+    return store
+
+
+def test_stems_get_never_deletes_files_it_did_not_write(cli, tmp_path, tmp_store):
+    store = _published_stems(tmp_store, tmp_path)
+    with open(store.path("stems", "song-1", "run-1", "accompaniment.flac"), "wb") as handle:
+        handle.write(b"corrupted")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("vocals.flac", "accompaniment.flac"):
+        (out / name).write_bytes(b"the user's own good file")
+    _assert_one_error(cli("stems", "get", "song-1", "-o", out), contains="checksum")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {
+        "vocals.flac": b"the user's own good file", "accompaniment.flac": b"the user's own good file"}
+
+
+def test_manifest_path_with_dotdot_touches_nothing(cli, tmp_path, tmp_store):
+    _published_stems(tmp_store, tmp_path, lambda outputs: [*outputs, {**outputs[0], "path": "../escaped/x.flac"}])
+    out = tmp_path / "sub" / "out"
+    _assert_one_error(cli("stems", "get", "song-1", "-o", out), contains="invalid file name")
+    assert not (tmp_path / "sub" / "escaped").exists()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_store_that_is_a_file_is_one_line(cli, tmp_path, monkeypatch):
+    blocker = tmp_path / "store.txt"
+    blocker.write_text("x")
+    monkeypatch.setenv("PIPELINE_STORE", str(blocker))
+    for args in (["stems", "list"], ["models", "list"], ["stems", "get", "t", "-o", tmp_path / "o"]):
+        _assert_one_error(cli(*args), contains="is not a folder")
+
+
+def test_unwritable_store_is_refused_before_separating(cli, tmp_path, monkeypatch):
+    import pipeline.svs.separate as separate
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("PIPELINE_STORE", str(blocker / "store"))
+    monkeypatch.setattr(separate, "separate_array", lambda *a, **k: pytest.fail("separated before the store check"))
+    _assert_one_error(cli("separate", _song(tmp_path), "--model", tiny_bundle(tmp_path / "model")),
+                      contains="artifact store")
+
+
+def test_stray_files_in_listings_are_skipped_with_a_warning(cli, tmp_path, tmp_store):
+    _published_stems(tmp_store, tmp_path, None)
+    (tmp_store / "stems" / "notes.txt").write_text("stray")
+    (tmp_store / "models" / "ecg").mkdir(parents=True)
+    (tmp_store / "models" / "ecg" / "README").write_text("stray")
+    bad = tmp_store / "stems" / "odd-track" / "run-9"
+    bad.mkdir(parents=True)
+    (bad / "manifest.json").write_text('{"outputs": [1, 2]}')
+    listed = cli("stems", "list")
+    assert listed.code == 0 and listed.out.split("\t")[:2] == ["song-1", "run-1"]
+    assert listed.err.strip() == f"warning: skipping {tmp_store / 'stems' / 'notes.txt'}: not a folder"
+    models = cli("models", "list")
+    assert models.code == 0 and "warning: skipping" in models.err and "Traceback" not in models.err

@@ -40,6 +40,14 @@ for _optional in ("svs", "stems", "flow"):  # modules added by later features
             raise
 
 
+def listed_folders(store, *prefix: str) -> list[str]:
+    """Folders under ``prefix`` in the store; a stray file there is skipped with a warning line."""
+    folders, files = store.list_entries(*prefix)
+    for name in files:
+        typer.echo(f"warning: skipping {store.uri(*prefix, name)}: not a folder", err=True)
+    return folders
+
+
 def fail(message: str) -> None:
     """Print one ``error:`` line and exit 2 (the contract for every user mistake)."""
     typer.echo(f"error: {message}", err=True)

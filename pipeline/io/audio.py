@@ -324,7 +324,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fm
     return Path(path)
 
 
-def check_writable_dir(folder: str | os.PathLike) -> Path:
+def check_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
     """Create ``folder`` if needed and prove it is writable (before any work is done)."""
     folder = Path(folder)
     try:
@@ -333,5 +333,5 @@ def check_writable_dir(folder: str | os.PathLike) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UserError(f"output folder {folder} is not writable ({exc.strerror or exc})") from exc
+        raise UserError(f"{what} {folder} is not writable ({exc.strerror or exc})") from exc
     return folder

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, env_seconds
 
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _LEAD_KEY = {name.upper(): name for name in STANDARD_LEADS}
@@ -101,16 +101,7 @@ def max_record_seconds() -> float:
     Preparing a record holds all its windows' scalograms in memory, so memory grows with
     length; the limit turns an out-of-memory crash into a clear refusal.
     """
-    text = os.environ.get(MAX_SECONDS_ENV)
-    if not text:
-        return DEFAULT_MAX_SECONDS
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise UserError(f"{MAX_SECONDS_ENV} must be a positive number of seconds, not {text!r}")
-    return value
+    return env_seconds(MAX_SECONDS_ENV, DEFAULT_MAX_SECONDS)
 
 
 def read_record(path: str | os.PathLike, *, max_seconds: float | None = None) -> EcgRecord:

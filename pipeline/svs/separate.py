@@ -97,6 +97,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
     if out_dir is not None:
         check_writable_dir(out_dir)
     store = store or Store.open()
+    store.check_writable()
     sep = resolve_model(model, store, backend=backend)
     validate_id(sep.run_id, "model run id")
     cfg = sep.config
