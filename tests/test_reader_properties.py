@@ -13,7 +13,7 @@ import soundfile as sf
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
-from conftest import SAMPLE_ECG  # noqa: E402
+from tests.conftest import SAMPLE_ECG  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO
+from tests.conftest import REPO, SAMPLE_ECG
 from svs_util import tiny_bundle
 
 
@@ -71,7 +71,7 @@ main()
 
 def _env(tmp_path):
     return {**os.environ, "PIPELINE_STORE": str(tmp_path / "store"), "TMPDIR": str(tmp_path / "tmp"),
-            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
 def _run_interrupted(tmp_path, module, function, sig, *args, after=2):
@@ -103,8 +103,6 @@ def test_interrupted_separation_leaves_nothing(tmp_path, sig, code):
 
 
 def test_interrupted_predict_exits_130(tmp_path):
-    from conftest import SAMPLE_ECG
-
     proc = _run_interrupted(tmp_path, "pipeline.ecg.predict", "predict_prepared", "SIGINT",
                             "predict", SAMPLE_ECG / "JS00007.mat", "--model", "rule", after=1)
     assert proc.returncode == 130, proc.stderr
@@ -114,8 +112,6 @@ def test_interrupted_predict_exits_130(tmp_path):
 # -- ECG records -------------------------------------------------------------------------
 def _record(folder, edit=lambda header: header, name="JS00007"):
     """A copy of a bundled record with its header text passed through ``edit``."""
-    from conftest import SAMPLE_ECG
-
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.mat").write_bytes((SAMPLE_ECG / "JS00007.mat").read_bytes())
     (folder / f"{name}.hea").write_text(edit((SAMPLE_ECG / "JS00007.hea").read_text().replace("JS00007", name)))
@@ -165,8 +161,6 @@ def test_sample_count_must_match_the_signal_file(tmp_path, n_samples):
 
 @pytest.mark.parametrize("signal_name", ["OTHER", "../other/JS00008.mat", "sub/JS00008.mat", ".."])
 def test_signal_file_must_sit_beside_the_header(tmp_path, signal_name):
-    from conftest import SAMPLE_ECG
-
     other = tmp_path / "other"
     other.mkdir()
     (other / "JS00008.mat").write_bytes((SAMPLE_ECG / "JS00008.mat").read_bytes())
@@ -229,8 +223,6 @@ def test_records_longer_than_the_limit_are_refused_before_reading(tmp_path, monk
 
 
 def test_predict_reports_a_bad_rate_and_classifies_the_rest(cli, tmp_path):
-    from conftest import SAMPLE_ECG
-
     bad = _record(tmp_path, _record_line(fs="nan"))
     result = cli("predict", bad, SAMPLE_ECG / "JS00008.mat", "--model", "rule")
     _assert_one_error(result, contains="sampling rate 'nan'")
