@@ -7,3 +7,19 @@ class UserError(Exception):
     The CLI prints ``error: <message>`` and exits with status 2; the message should say
     what is wrong and what to do about it.
     """
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from environment variable ``name`` (``default`` when unset)."""
+    import os
+
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise UserError(f"{name} must be a positive number of seconds, not {text!r}")
+    return value

@@ -47,7 +47,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from pipeline import __version__
 from pipeline.atomic import publish_mode
-from pipeline.errors import UserError
+from pipeline.errors import UserError, env_seconds
 
 MANIFEST = "manifest.json"
 LATEST = "latest.json"
@@ -55,6 +55,8 @@ CLAIM = ".writer"
 MANIFEST_SCHEMA_VERSION = 1
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "artifacts"
 OPTIONS_ENV = "PIPELINE_STORE_OPTIONS"
+CLAIM_LEASE_ENV = "PIPELINE_CLAIM_LEASE_S"
+DEFAULT_CLAIM_LEASE_S = 3600.0
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -134,6 +136,39 @@ def _options_from_env() -> dict[str, Any]:
     return options
 
 
+def claim_lease_s() -> float:
+    """Age after which a run's claim is stale: ``PIPELINE_CLAIM_LEASE_S``, else one hour.
+
+    A claim is held only while a finished run's files are copied in, so an hour-old claim
+    belongs to a writer that died (on another host, where its pid cannot be checked).
+    """
+    return env_seconds(CLAIM_LEASE_ENV, DEFAULT_CLAIM_LEASE_S)
+
+
+def _claim_is_stale(claim: dict[str, Any]) -> bool:
+    """Its writer is gone: a dead pid on this host, an expired lease, or an unreadable claim."""
+    pid = claim.get("pid")
+    if claim.get("host") == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
+        return True
+    try:
+        claimed = dt.datetime.fromisoformat(claim["claimed_utc"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    return (dt.datetime.now(dt.timezone.utc) - claimed).total_seconds() > claim_lease_s()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
 def _fsync_write(path: str | os.PathLike, write) -> None:
     with open(path, "wb") as handle:
         write(handle)
@@ -162,6 +197,8 @@ class Store:
             text = text[len("file://"):]
         if "://" not in text:
             text = str(Path(text).expanduser().resolve())
+            if Path(text).exists() and not Path(text).is_dir():
+                raise UserError(f"the artifact store {text} is not a folder (check PIPELINE_STORE)")
         opts = dict(options) if options is not None else _options_from_env()
         return cls(text.rstrip("/") or "/", opts)
 
@@ -185,6 +222,13 @@ class Store:
     def uri(self, *parts: str) -> str:
         """Full URI of ``parts`` under the root, as shown to users."""
         return "/".join([self.root, *(_check_part(p) for p in parts)])
+
+    def check_writable(self) -> None:
+        """Fail before any work when a local store cannot be written (read-only, full, not a folder)."""
+        if self.is_local:
+            from pipeline.io.audio import check_writable_dir
+
+            check_writable_dir(self.root, what="artifact store")
 
     def _fresh(self, *parts: str) -> fsspec.AbstractFileSystem:
         """The filesystem with listing caches dropped (other writers may have changed them)."""
@@ -235,7 +279,12 @@ class Store:
         return self.uri(*parts)
 
     def claim_run(self, *prefix: str) -> None:
-        """Create ``<prefix>/.writer`` exclusively; raise ``RunExistsError`` if another writer has it."""
+        """Create ``<prefix>/.writer`` exclusively; raise ``RunExistsError`` if a live writer has it.
+
+        A stale claim (its writer's pid is gone on this host, or it is older than the lease,
+        see :func:`claim_lease_s`) is taken over and the dead writer's partial files removed,
+        so a crashed run never blocks its folder for good.
+        """
         for part in prefix:
             validate_id(part, "store path component")
         if self.read_manifest(*prefix) is not None:
@@ -246,15 +295,69 @@ class Store:
         }).encode()
         target = self.path(*prefix, CLAIM)
         try:
-            if self.is_local:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(claim)
-            else:
-                self._exclusive_put(target, claim)
+            try:
+                self._create_claim(target, claim)
+            except FileExistsError:
+                self._take_over(prefix, target, claim)
         except FileExistsError as exc:
             raise RunExistsError(f"run {self.uri(*prefix)} is being written by another writer") from exc
+        except OSError as exc:
+            raise UserError(f"cannot write to the store at {self.uri(*prefix)}: {exc.strerror or exc}") from exc
+
+    def _create_claim(self, target: str, claim: bytes) -> None:
+        """Write the claim with its content in one step (``FileExistsError`` when one exists)."""
+        if not self.is_local:
+            self._exclusive_put(target, claim)
+            return
+        folder = Path(target).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-claim-", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(claim)
+            os.link(tmp, target)  # fails if the target exists: an exclusive create, never half-written
+        finally:
+            os.unlink(tmp)
+
+    def _take_over(self, prefix: tuple[str, ...], target: str, claim: bytes) -> None:
+        """Replace a stale claim with ours and clear the dead writer's files; else ``FileExistsError``."""
+        stale = self._read_claim(target)
+        if stale is None or not _claim_is_stale(stale):
+            raise FileExistsError(target)
+        if self.is_local:
+            grave = f"{target}.stale-{secrets.token_hex(4)}"
+            try:
+                os.rename(target, grave)  # only one of several takers wins the rename
+            except FileNotFoundError as exc:
+                raise FileExistsError(target) from exc
+            taken = self._read_claim(grave)
+            os.unlink(grave)
+            if taken != stale:  # another taker's fresh claim slipped in between: not ours to remove
+                raise FileExistsError(target)
+        else:
+            self._fresh().rm_file(target)
+        self._create_claim(target, claim)
+        fs = self._fresh(*prefix)
+        for entry in fs.ls(self.path(*prefix), detail=False):
+            if entry.rstrip("/").rsplit("/", 1)[-1] != CLAIM:
+                fs.rm(entry, recursive=True)
+
+    def _read_claim(self, path: str) -> dict[str, Any] | None:
+        """The claim at ``path`` ({} when unreadable), or None when it is gone."""
+        try:
+            claim = json.loads(self._fresh().cat_file(path))
+        except FileNotFoundError:
+            return None
+        except (ValueError, UnicodeDecodeError):
+            return {}
+        return claim if isinstance(claim, dict) else {}
+
+    def _abandon(self, prefix: tuple[str, ...]) -> None:
+        """Remove a run folder this writer claimed and could not finish (best effort)."""
+        try:
+            self._fresh(*prefix).rm(self.path(*prefix), recursive=True)
+        except OSError:
+            pass  # the claim stays; it is taken over once stale
 
     def _exclusive_put(self, target: str, data: bytes) -> None:
         fs = self._fresh()
@@ -303,6 +406,18 @@ class Store:
             if name in (MANIFEST, LATEST, CLAIM):
                 raise UserError(f"file name {name!r} is reserved by the store")
         self.claim_run(*prefix)
+        try:
+            self._write_run(prefix, files, kind=kind, config=config, metrics=metrics, inputs=inputs, extra=extra)
+        except BaseException as exc:
+            self._abandon(prefix)
+            if isinstance(exc, OSError):
+                raise UserError(f"cannot write {self.uri(*prefix)}: {exc.strerror or exc}") from exc
+            raise
+        return self.uri(*prefix)
+
+    def _write_run(self, prefix: tuple[str, ...], files: dict[str, str | Path], *, kind: str,
+                   config, metrics, inputs, extra) -> None:
+        """Outputs, then the manifest (the protocol's step 2 and 3) into a claimed folder."""
         outputs = []
         for name, source in files.items():
             digest, size = sha256_file(source), os.path.getsize(source)
@@ -324,7 +439,6 @@ class Store:
             **(extra or {}),
         }
         self.put_bytes(json.dumps(manifest, indent=2, default=str).encode(), *prefix, MANIFEST)
-        return self.uri(*prefix)
 
     def set_latest(self, prefix: tuple[str, ...], run_id: str) -> None:
         """Point ``<prefix>/latest.json`` at ``run_id``; the run must already have its manifest."""
@@ -370,19 +484,25 @@ class Store:
         manifest = self.read_json(*parts, MANIFEST)
         if not isinstance(manifest, dict) or not isinstance(manifest.get("outputs"), list):
             return None
+        if not all(isinstance(o, dict) and isinstance(o.get("path"), str) for o in manifest["outputs"]):
+            return None  # the wrong shape: treated like a corrupt manifest
         return manifest
 
     def _child_dirs(self, *prefix: str) -> list[str]:
+        return self.list_entries(*prefix)[0]
+
+    def list_entries(self, *prefix: str) -> tuple[list[str], list[str]]:
+        """``(folders, files)`` directly under ``prefix``, sorted; hidden names (``.writer``, temporaries) left out."""
         try:
             entries = self._fresh(*prefix).ls(self.path(*prefix), detail=True)
         except (FileNotFoundError, NotADirectoryError):
-            return []
-        names = []
+            return [], []
+        folders, files = [], []
         for entry in entries:
             name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-            if entry["type"] == "directory" and not name.startswith("."):
-                names.append(name)
-        return sorted(names)
+            if not name.startswith("."):
+                (folders if entry["type"] == "directory" else files).append(name)
+        return sorted(folders), sorted(files)
 
     def list_dir(self, *prefix: str) -> list[str]:
         """Names of the sub-folders under ``prefix`` (e.g. track ids under ``stems``)."""
@@ -454,9 +574,10 @@ class Store:
             if missing:
                 raise UserError(f"{self.uri(*prefix)} has no {', '.join(missing)} (has {', '.join(wanted)})")
             wanted = {n: wanted[n] for n in names}
+        for name in wanted:  # all of them before anything is written
+            validate_id(name, "file name")
         fetched = {}
         for name, output in wanted.items():
-            validate_id(name, "file name")
             fetched[name] = self.get_file((*prefix, name), Path(destination) / name, output.get("sha256"))
         return fetched
 

@@ -173,7 +173,7 @@ def test_format16_fast_path_equals_wfdb(record, chapman_format):
     from pipeline.io import ecg as ecg_io
 
     header = record.with_suffix(".hea")
-    reference = ecg_io._read_with_wfdb(record, header, header.read_text())
+    reference = ecg_io._read_with_wfdb(record, header)
     fast = ecg_io._read_format16(record, header.read_text())
     if chapman_format:
         assert fast is not None, "Chapman/SPH records must take the fast path"

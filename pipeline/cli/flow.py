@@ -19,7 +19,7 @@ from pipeline.cli import app
 from pipeline.config import REPO_ROOT
 from pipeline.errors import UserError
 
-flow_app = typer.Typer(help="Run orchestration flows locally (needs the 'flows' extra).", no_args_is_help=True)
+flow_app = typer.Typer(help="Run orchestration flows locally (needs the 'flows' extra).")
 app.add_typer(flow_app, name="flow")
 
 

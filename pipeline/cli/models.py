@@ -12,16 +12,13 @@ from pipeline.cli import models_app
 @models_app.command("list")
 def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List trained models (task, name, latest run, headline metrics)."""
+    from pipeline.cli import listed_folders
     from pipeline.store import Store
 
     store = Store.open()
     rows = []
     for task in ("ecg", "svs"):
-        try:
-            names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in store.fs.ls(store.path("models", task), detail=False))
-        except FileNotFoundError:
-            continue
-        for name in names:
+        for name in listed_folders(store, "models", task):
             run = store.latest("models", task, name)
             if run:
                 manifest = store.read_manifest("models", task, name, run) or {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -11,26 +13,19 @@ import typer
 from pipeline.cli import app
 from pipeline.errors import UserError
 
-stems_app = typer.Typer(help="Separated stems in the artifact store.", no_args_is_help=True)
+stems_app = typer.Typer(help="Separated stems in the artifact store.")
 app.add_typer(stems_app, name="stems")
-
-
-def _tracks(store) -> list[str]:
-    try:
-        entries = store.fs.ls(store.path("stems"), detail=False)
-    except FileNotFoundError:
-        return []
-    return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
 
 @stems_app.command("list")
 def list_stems(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every separated track with its complete runs (newest last)."""
+    from pipeline.cli import listed_folders
     from pipeline.store import Store
 
     store = Store.open()
     rows = []
-    for track in _tracks(store):
+    for track in listed_folders(store, "stems"):
         for run in store.list_runs("stems", track):
             manifest = store.read_manifest("stems", track, run) or {}
             source = (manifest.get("inputs") or [{}])[0]
@@ -53,7 +48,7 @@ def get_stems(
 ) -> None:
     """Copy stems of a separated track from the store into a folder (checksums verified)."""
     from pipeline.io.audio import check_writable_dir
-    from pipeline.store import Store, sha256_file, validate_id
+    from pipeline.store import Store, validate_id
 
     validate_id(track_id, "track id")
     if run is not None:
@@ -72,16 +67,8 @@ def get_stems(
     manifest = store.read_manifest("stems", track_id, run)
     wanted = [o for o in manifest["outputs"] if stem == "all" or o["path"].rsplit(".", 1)[0] == stem]
     check_writable_dir(out)
-    written = []
-    try:
-        for output in wanted:
-            target = store.get_file(("stems", track_id, run, output["path"]), out / output["path"])
-            written.append(target)
-            if sha256_file(target) != output["sha256"]:
-                raise UserError(f"{output['path']} in the store does not match its manifest checksum")
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    for path in written:
-        typer.echo(str(path))
+    with tempfile.TemporaryDirectory(prefix=".tmp-stems-", dir=out) as tmp:  # verified before it replaces anything
+        fetched = store.fetch_run(("stems", track_id, run), tmp, [o["path"] for o in wanted])
+        for name, path in fetched.items():
+            os.replace(path, out / name)
+            typer.echo(str(out / name))

@@ -80,6 +80,8 @@ def probe_audio(path: str | os.PathLike, *, min_sample_rate: int = MIN_SAMPLE_RA
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise UserError(f"{path} is not a readable audio file ({_short(exc)})") from exc
         sample_rate, channels, frames, fmt = int(info.samplerate), int(info.channels), int(info.frames), info.format
+        if fmt == "WAV":
+            _check_wav_complete(path, frames / max(sample_rate, 1))
     else:
         sample_rate, channels, frames = _probe_mp3(path)
         fmt = "MP3"
@@ -98,6 +100,31 @@ def probe_audio(path: str | os.PathLike, *, min_sample_rate: int = MIN_SAMPLE_RA
     if sample_rate > MAX_SAMPLE_RATE:
         raise UserError(f"{path} is sampled at {sample_rate} Hz; at most {MAX_SAMPLE_RATE} Hz is supported")
     return AudioInfo(path, sample_rate, channels, frames, fmt)
+
+
+def _check_wav_complete(path: Path, seconds: float) -> None:
+    """Refuse a WAV cut short: libsndfile silently reads only the part that is present."""
+    offset, declared = _wav_data_chunk(path)
+    present = path.stat().st_size - offset
+    if 0 < present < declared < 0xFFFFFFFF:  # 0 and 0xFFFFFFFF mean "unknown" (streamed WAV)
+        raise UserError(
+            f"{path} is cut short: its header promises {seconds * declared / present:.1f} s of audio but the "
+            f"file holds {seconds:.1f} s (an interrupted copy or download?)"
+        )
+
+
+def _wav_data_chunk(path: Path) -> tuple[int, int]:
+    """``(offset, declared size)`` of a RIFF/WAVE file's ``data`` chunk; ``(0, 0)`` when there is none."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0, 0
+        while len(chunk := handle.read(8)) == 8:
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                return handle.tell(), size
+            handle.seek(size + (size & 1), os.SEEK_CUR)
+    return 0, 0
 
 
 def _probe_mp3(path: Path) -> tuple[int, int, int]:
@@ -163,6 +190,9 @@ def iter_blocks(info: AudioInfo, block: int, context: int) -> Iterator[tuple[np.
     Yields ``(audio, left, valid)``: ``audio`` is ``(channels, n)`` covering
     ``[start - left, start + valid + right)``; the caller keeps ``audio[:, left:left+valid]``.
     Memory is bounded by ``block + 2 * context`` samples whatever the file length.
+
+    Raises:
+        UserError: the file vanished, or its decoder failed (e.g. a corrupt FLAC frame).
     """
     if info.format == "MP3":
         audio, _ = _load_mp3(info.path)
@@ -173,7 +203,7 @@ def iter_blocks(info: AudioInfo, block: int, context: int) -> Iterator[tuple[np.
         return
     import soundfile as sf
 
-    with sf.SoundFile(str(info.path)) as handle:
+    with reading(info.path), sf.SoundFile(str(info.path)) as handle:
         total = handle.frames
         for start in range(0, total, block):
             lo, hi = max(0, start - context), min(total, start + block + context)
@@ -182,24 +212,34 @@ def iter_blocks(info: AudioInfo, block: int, context: int) -> Iterator[tuple[np.
             yield np.ascontiguousarray(data.T), start - lo, min(block, total - start)
 
 
+@contextmanager
+def reading(path: Path):
+    """Decoder and file-system failures while reading ``path`` as one ``UserError`` line."""
+    try:
+        yield
+    except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+        if not path.exists():
+            raise UserError(f"{path} disappeared while it was being read") from exc
+        raise UserError(f"{path} could not be decoded ({_short(exc)}); the file is damaged") from exc
+
+
 def check_levels(info: AudioInfo, *, allow_clipping: bool = False) -> dict[str, float]:
     """Scan the file once for silence and clipping (streamed; bounded memory).
 
     Returns ``{"peak": float, "clipped_fraction": float}``.
 
     Raises:
-        UserError: the file is silent (peak below -80 dBFS) or, unless ``allow_clipping``,
-            more than 0.1 % of its samples sit at full scale.
+        UserError: the file holds NaN or infinite samples, is silent (peak below -80 dBFS)
+            or, unless ``allow_clipping``, more than 0.1 % of its samples sit at full scale.
     """
     peak, clipped, total = 0.0, 0, 0
     for block, left, valid in iter_blocks(info, 1 << 20, 0):
         part = np.abs(block[:, left:left + valid])
+        _check_finite(info.path, part)
         if part.size:
             peak = max(peak, float(part.max()))
             clipped += int((part >= CLIP_LEVEL).sum())
             total += part.size
-    if not np.isfinite(peak):
-        raise UserError(f"{info.path} contains NaN or infinite samples")
     if peak < SILENCE_PEAK:
         raise UserError(f"{info.path} is silent (peak {_dbfs(peak)}); there is nothing to separate")
     fraction = clipped / max(total, 1)
@@ -209,6 +249,13 @@ def check_levels(info: AudioInfo, *, allow_clipping: bool = False) -> dict[str, 
             "separation of clipped audio is unreliable — pass --allow-clipping to separate it anyway"
         )
     return {"peak": peak, "clipped_fraction": fraction}
+
+
+def _check_finite(path: Path, block: np.ndarray) -> None:
+    """Every block is checked: ``max()`` ignores NaN, so one late NaN would pass as audio."""
+    if not np.isfinite(block).all():
+        kind = "NaN" if np.isnan(block).any() else "infinite"
+        raise UserError(f"{path} contains {kind} samples; there is no audio to separate there")
 
 
 def _dbfs(value: float) -> str:
@@ -277,7 +324,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, fm
     return Path(path)
 
 
-def check_writable_dir(folder: str | os.PathLike) -> Path:
+def check_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
     """Create ``folder`` if needed and prove it is writable (before any work is done)."""
     folder = Path(folder)
     try:
@@ -286,5 +333,5 @@ def check_writable_dir(folder: str | os.PathLike) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UserError(f"output folder {folder} is not writable ({exc.strerror or exc})") from exc
+        raise UserError(f"{what} {folder} is not writable ({exc.strerror or exc})") from exc
     return folder

@@ -15,12 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, env_seconds
 
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _LEAD_KEY = {name.upper(): name for name in STANDARD_LEADS}
 _SIGNAL_SUFFIXES = (".dat", ".mat", ".hea")
-_MIN_FS, _MAX_FS = 50.0, 20000.0
+_MIN_FS, _MAX_FS = 50.0, 10000.0
+MAX_SECONDS_ENV = "PIPELINE_ECG_MAX_SECONDS"
+DEFAULT_MAX_SECONDS = 3600.0  # a 1-hour 12-lead record already needs ~2.6 GB to prepare
+# Bytes per sample of the fixed-size WFDB formats (212: 3 bytes per 2 samples, 310/311: 4 per 3).
+_BYTES_PER_SAMPLE = {"8": 1, "80": 1, "16": 2, "61": 2, "160": 2, "24": 3, "32": 4,
+                     "212": 1.5, "310": 4 / 3, "311": 4 / 3}
 
 
 @dataclass
@@ -56,15 +61,6 @@ def record_base(path: str | os.PathLike) -> Path:
     return path
 
 
-def _header_fs_present(header_text: str) -> bool:
-    """True when the record line (first non-comment line) carries a sampling rate field."""
-    for line in header_text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return len(stripped.split()) >= 3
-    return False
-
-
 def _parse_dx(comments: list[str]) -> list[str]:
     for comment in comments:
         match = re.match(r"\s*Dx\s*:\s*(.*)", comment)
@@ -87,23 +83,42 @@ def _check_paths(path: str | os.PathLike) -> Path:
         if given.exists() or base.with_suffix(".dat").exists() or base.with_suffix(".mat").exists():
             raise UserError(f"header file {header} is missing; a WFDB record needs its .hea beside the signal file")
         raise UserError(f"no such record: {given}")
-    if not os.access(header, os.R_OK):
-        raise UserError(f"cannot read {header}: permission denied")
+    _check_regular(header)
     return base
 
 
-def read_record(path: str | os.PathLike) -> EcgRecord:
+def _check_regular(path: Path) -> None:
+    """A readable regular file: a FIFO or device would block the reader forever."""
+    if not path.is_file():
+        raise UserError(f"cannot read {path}: not a regular file (a directory, FIFO or device?)")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"cannot read {path}: permission denied")
+
+
+def max_record_seconds() -> float:
+    """Longest record accepted, in seconds: ``PIPELINE_ECG_MAX_SECONDS``, else one hour.
+
+    Preparing a record holds all its windows' scalograms in memory, so memory grows with
+    length; the limit turns an out-of-memory crash into a clear refusal.
+    """
+    return env_seconds(MAX_SECONDS_ENV, DEFAULT_MAX_SECONDS)
+
+
+def read_record(path: str | os.PathLike, *, max_seconds: float | None = None) -> EcgRecord:
     """Read one WFDB record in millivolts.
 
     Args:
         path: ``record.hea``, ``record.dat``, ``record.mat`` or the bare record path.
+        max_seconds: longest record accepted (default :func:`max_record_seconds`).
 
     Returns:
         The record with leads as stored (see :func:`to_standard_leads` to reorder).
 
     Raises:
-        UserError: missing/unreadable files, truncated or mismatched signal files,
-            missing or implausible sampling rate, NaN or flat leads.
+        UserError: missing/unreadable/non-regular files, a signal file not beside its header,
+            a header whose sample count, signal count or segments do not match its files,
+            a missing or implausible sampling rate, no samples, a record longer than
+            ``max_seconds``, NaN or flat leads.
     """
     base = _check_paths(path)
     header_path = base.with_suffix(".hea")
@@ -113,34 +128,148 @@ def read_record(path: str | os.PathLike) -> EcgRecord:
         raise UserError(f"cannot read {header_path}: {exc.strerror}") from exc
     if "\x00" in header_text[:4096]:
         raise UserError(f"{header_path} is not a WFDB header (binary content)")
-    parsed = _read_format16(base, header_text)
-    if parsed is None:
-        parsed = _read_with_wfdb(base, header_path, header_text)
-    else:
-        _check_rate(parsed[1], header_path, header_text)
-    signal, fs, names, comments = parsed
-    bad = [names[i] for i in range(signal.shape[0]) if not np.isfinite(signal[i]).all()]
-    if bad:
-        raise UserError(f"{base.name}: lead(s) {', '.join(bad)} contain NaN or infinite samples")
-    flat = [names[i] for i in range(signal.shape[0]) if float(np.ptp(signal[i])) < 1e-3]
-    if flat:
-        raise UserError(f"{base.name}: lead(s) {', '.join(flat)} are flat (no signal); check the electrodes or the file")
+    header = _parse_header(base, header_path, header_text)
+    _check_length(base, header, max_record_seconds() if max_seconds is None else max_seconds)
+    _check_signal_files(base, header_path, header)
+    parsed = _read_format16(base, header_text) or _read_with_wfdb(base, header_path)
+    signal, _, names, comments = parsed
+    _check_samples(base, signal, names)
     return EcgRecord(
         name=base.name,
         signal=signal,
-        fs=fs,
+        fs=header.fs,
         leads=names,
         dx_codes=_parse_dx(comments),
         path=str(base),
     )
 
 
-def _check_rate(fs: float, header_path: Path, header_text: str) -> None:
-    """Sampling rate present on the record line and plausible for an ECG."""
-    if not _header_fs_present(header_text):
+def _check_samples(base: Path, signal: np.ndarray, names: list[str]) -> None:
+    """Samples present, finite and not flat in every lead."""
+    if signal.shape[1] == 0:
+        raise UserError(f"{base.name} holds no samples")
+    bad = [names[i] for i in range(signal.shape[0]) if not np.isfinite(signal[i]).all()]
+    if bad:
+        raise UserError(f"{base.name}: lead(s) {', '.join(bad)} contain NaN or infinite samples")
+    flat = [names[i] for i in range(signal.shape[0]) if float(np.ptp(signal[i])) < 1e-3]
+    if flat:
+        raise UserError(f"{base.name}: lead(s) {', '.join(flat)} are flat (no signal); check the electrodes or the file")
+
+
+@dataclass
+class _Header:
+    """The parts of a header this module checks itself before any signal is read."""
+
+    fs: float
+    n_samples: int | None
+    signal_lines: list[list[str]]
+    segments: list[str]
+
+
+def _parse_header(base: Path, header_path: Path, header_text: str) -> _Header:
+    """Record line, signal lines and segment names, with a ``UserError`` for each inconsistency.
+
+    wfdb silently falls back to 250 Hz for a rate it cannot parse and reports a signal-count
+    mismatch with an internal error, so these are checked here first.
+    """
+    lines = [line.split() for line in header_text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    if not lines:
+        raise UserError(f"{header_path} is not a WFDB header (no record line)")
+    record, body = lines[0], lines[1:]
+    name, _, n_seg = record[0].partition("/")
+    if len(record) < 2 or not record[1].isdigit() or (n_seg and not n_seg.isdigit()):
+        raise UserError(f"{header_path}: the record line must start with the record name and the number of signals")
+    fs = _parse_rate(record[2] if len(record) > 2 else None, header_path)
+    n_samples = int(record[3]) if len(record) > 3 and record[3].isdigit() else None
+    declared = int(n_seg) if n_seg else int(record[1])
+    what = "segment(s)" if n_seg else "signal(s)"
+    if declared == 0:
+        raise UserError(f"{header_path} declares no {what}")
+    if len(body) != declared:
+        raise UserError(f"{header_path} declares {declared} {what} but lists {len(body)}")
+    segments = [fields[0] for fields in body] if n_seg else []
+    for file_name in segments or [fields[0] for fields in body]:
+        _check_beside(file_name, name, header_path)
+    return _Header(fs, n_samples, [] if n_seg else body, segments)
+
+
+def _parse_rate(token: str | None, header_path: Path) -> float:
+    """Sampling rate of the record line (``fs[/counter[(base)]]``), present and plausible."""
+    if token is None:
         raise UserError(f"{header_path} has no sampling rate on its record line; add it (e.g. '500')")
-    if not (_MIN_FS <= fs <= _MAX_FS) or not math.isfinite(fs):
+    text = token.split("/", 1)[0]
+    if not re.fullmatch(r"\d+(?:\.\d*)?|\.\d+", text):
+        raise UserError(f"{header_path}: sampling rate {text!r} is not a positive number of Hz")
+    fs = float(text)
+    if not _MIN_FS <= fs <= _MAX_FS:
         raise UserError(f"{header_path}: sampling rate {fs:g} Hz is implausible for an ECG ({_MIN_FS:g}-{_MAX_FS:g} Hz)")
+    return fs
+
+
+def _check_beside(file_name: str, record_name: str, header_path: Path) -> None:
+    """Signal files and segments are plain names beside the header (as wfdb requires), not the record itself."""
+    if file_name == "~":  # a null signal or segment: no file
+        return
+    if "/" in file_name or "\\" in file_name or file_name in (".", ".."):
+        raise UserError(
+            f"{header_path} names {file_name!r}; signal files and segments must sit beside the header (a plain file name)"
+        )
+    if file_name in (record_name, f"{record_name}.hea"):
+        raise UserError(f"{header_path} names the record itself as one of its segments")
+
+
+def _check_length(base: Path, header: _Header, max_seconds: float) -> None:
+    """Refuse a record longer than ``max_seconds`` before any of it is read."""
+    if header.n_samples == 0:
+        raise UserError(f"{base.name} holds no samples (its header declares a length of 0)")
+    if header.n_samples is not None and header.n_samples / header.fs > max_seconds:
+        raise UserError(
+            f"{base.name} lasts {header.n_samples / header.fs:.0f} s, more than the {max_seconds:g} s limit "
+            f"(set {MAX_SECONDS_ENV} to raise it; memory grows with record length)"
+        )
+
+
+def _check_signal_files(base: Path, header_path: Path, header: _Header) -> None:
+    """Every file the header names exists, is a regular readable file, and has the declared size."""
+    for segment in header.segments:
+        if segment != "~":
+            _check_regular(_named_file(base.parent / f"{segment}.hea", header_path, "segment header"))
+    by_file: dict[str, list[list[str]]] = {}
+    for fields in header.signal_lines:
+        by_file.setdefault(fields[0], []).append(fields)
+    for file_name, lines in by_file.items():
+        if file_name == "~":
+            continue
+        signal_file = _named_file(base.parent / file_name, header_path, "signal file")
+        _check_regular(signal_file)
+        if header.n_samples is not None:
+            _check_size(base, signal_file, lines, header.n_samples)
+
+
+def _named_file(path: Path, header_path: Path, what: str) -> Path:
+    if not path.exists():
+        raise UserError(f"{what} {path} named in {header_path.name} is missing")
+    return path
+
+
+_FORMAT = re.compile(r"(\d+)(?:x(\d+))?(?::\d+)?(?:\+(\d+))?")
+
+
+def _check_size(base: Path, signal_file: Path, lines: list[list[str]], n_samples: int) -> None:
+    """The file holds exactly the header's sample count (fixed-size formats; others are left to wfdb)."""
+    formats = [_FORMAT.fullmatch(fields[1]) if len(fields) > 1 else None for fields in lines]
+    if any(m is None or m.group(1) not in _BYTES_PER_SAMPLE for m in formats):
+        return
+    offset = int(formats[0].group(3) or 0)
+    frame = sum(_BYTES_PER_SAMPLE[m.group(1)] * int(m.group(2) or 1) for m in formats)
+    expected = offset + n_samples * frame
+    size = signal_file.stat().st_size
+    if not math.floor(expected) <= size <= math.ceil(expected) + (2 if frame % 1 else 0):
+        held = max(0, int((size - offset) / frame))
+        raise UserError(
+            f"{base.name}: {signal_file.name} holds {held} samples per signal but the header declares "
+            f"{n_samples} (truncated file, or a header that does not match it)"
+        )
 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
@@ -193,7 +322,7 @@ def _read_format16(base: Path, header_text: str) -> tuple[np.ndarray, float, lis
     return signal.astype(np.float32), float(fs), names, comments
 
 
-def _read_with_wfdb(base: Path, header_path: Path, header_text: str) -> tuple[np.ndarray, float, list[str], list[str]]:
+def _read_with_wfdb(base: Path, header_path: Path) -> tuple[np.ndarray, float, list[str], list[str]]:
     """Any WFDB record through ``wfdb.rdrecord``, with a one-line error for every failure."""
     wfdb = _import_wfdb()
     try:
@@ -201,11 +330,10 @@ def _read_with_wfdb(base: Path, header_path: Path, header_text: str) -> tuple[np
             warnings.simplefilter("ignore")  # wfdb's pandas deprecation noise
             record = wfdb.rdrecord(str(base))
     except Exception as exc:  # wfdb raises many types; find the cause
-        _diagnose(wfdb, base, header_path, header_text)
+        _diagnose(wfdb, base, header_path)
         raise UserError(
             f"cannot read the signal of {base.name}: {_one_line(exc)} (truncated or not matching its header?)"
         ) from exc
-    _check_rate(float(record.fs), header_path, header_text)
     signal = record.p_signal
     if signal is None or signal.ndim != 2 or signal.shape[0] != record.sig_len:
         got = 0 if signal is None else signal.shape[0]
@@ -217,21 +345,14 @@ def _read_with_wfdb(base: Path, header_path: Path, header_text: str) -> tuple[np
     return signal.T.astype(np.float32), float(record.fs), names, list(record.comments or [])
 
 
-def _diagnose(wfdb, base: Path, header_path: Path, header_text: str) -> None:
-    """Raise the specific ``UserError`` for a record wfdb could not read (header, rate, files)."""
+def _diagnose(wfdb, base: Path, header_path: Path) -> None:
+    """Raise "not a valid header" when wfdb's own header parser is what failed."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            header = wfdb.rdheader(str(base))
+            wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for malformed headers
         raise UserError(f"{header_path} is not a valid WFDB header: {_one_line(exc)}") from exc
-    _check_rate(float(header.fs), header_path, header_text)
-    for file_name in sorted(set(header.file_name or [])):
-        signal_file = base.parent / file_name
-        if not signal_file.exists():
-            raise UserError(f"signal file {signal_file} named in {header_path.name} is missing")
-        if not os.access(signal_file, os.R_OK):
-            raise UserError(f"cannot read {signal_file}: permission denied")
 
 
 def to_standard_leads(record: EcgRecord) -> np.ndarray:

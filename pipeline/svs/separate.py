@@ -84,7 +84,8 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
         ``stems/<track_id>/<run_id>/`` with ``manifest.json`` written last; on any failure
         nothing is left in the store or ``out_dir``.
     """
-    from pipeline.io.audio import atomic_writer, check_levels, check_writable_dir, iter_blocks, probe_audio, resample
+    from pipeline.io.audio import (atomic_writer, check_levels, check_writable_dir, iter_blocks, probe_audio,
+                                   reading, resample)
     from pipeline.store import Store, sha256_file, validate_id
 
     started = time.perf_counter()
@@ -96,10 +97,12 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
     if out_dir is not None:
         check_writable_dir(out_dir)
     store = store or Store.open()
+    store.check_writable()
     sep = resolve_model(model, store, backend=backend)
     validate_id(sep.run_id, "model run id")
     cfg = sep.config
-    digest = sha256_file(path)
+    with reading(path):
+        digest = sha256_file(path)
     track_id = validate_id(track_id_for(path, digest), "track id")
     model_sr = cfg.stft.sample_rate
     block = int(cfg.separate.chunk_s * info.sample_rate)
