@@ -27,7 +27,8 @@ def ecg_case(name: str, args: dict, batch: int):
     x = torch.randn(batch, 10, 96, 32) if model.input_kind == "scalogram" else torch.randn(batch, 12, 1000)
     target = torch.randint(0, 4, (batch,))
     features = torch.randn(batch, NETWORK_FEATURE_COUNT)
-    return model, lambda m, xx: torch.nn.functional.cross_entropy(m(xx, features), target), x
+    # features and target follow the input's device (they stayed on the CPU and crashed CUDA runs)
+    return model, lambda m, xx: torch.nn.functional.cross_entropy(m(xx, features.to(xx.device)), target.to(xx.device)), x
 
 
 def separator_case(batch: int):
@@ -38,7 +39,7 @@ def separator_case(batch: int):
     model = create_separator("fcn", cfg.stft.n_bins, channels=(8, 16, 32, 64, 128), convs=1)
     x = torch.randn(batch, cfg.stft.n_bins, cfg.train.patch_frames)
     target = torch.rand_like(x)
-    return model, lambda m, xx: torch.nn.functional.binary_cross_entropy_with_logits(m(xx), target), x
+    return model, lambda m, xx: torch.nn.functional.binary_cross_entropy_with_logits(m(xx), target.to(xx.device)), x
 
 
 def samples_per_s(model, loss_fn, x, device, channels_last: bool, amp: bool) -> float:

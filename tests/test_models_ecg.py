@@ -95,3 +95,18 @@ def test_onnx_export_matches_torch(tmp_path, name):
     onnx_logits = load_bundle(tmp_path, "onnx").runner.logits(x, features)
     torch_logits = load_bundle(tmp_path, "torch").runner.logits(x, features)
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_forward_creates_no_tensor_off_the_input_device(name):
+    """On the meta device any tensor made on the CPU inside forward raises: a CPU stand-in for CUDA runs."""
+    model = create_model(name, n_classes=4, n_features=6, **SMALL[name]).to("meta")
+    x = _inputs(model).to("meta")
+    assert model(x, torch.randn(3, 6, device="meta")).shape == (3, 4)
+
+
+def test_training_bench_cases_keep_every_tensor_on_the_model_device():
+    from bench.train import ecg_case, separator_case
+
+    for model, loss_fn, x in (ecg_case("cnn_lstm", {"channels": [4, 8]}, 2), separator_case(2)):
+        assert loss_fn(model.to("meta"), x.to("meta")).device.type == "meta"
