@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,6 +35,7 @@ class FitResult:
     state_dict: dict
     best_epoch: int
     history: list[dict] = field(default_factory=list)
+    seconds: float | None = None  # training wall time over all sessions (None: an old checkpoint without it)
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -77,7 +79,8 @@ def fit(
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     generator = np.random.default_rng(seed)
-    start, best_loss, best_epoch, stale = 0, math.inf, -1, 0
+    start, best_loss, best_epoch, stale, spent = 0, math.inf, -1, 0, 0.0
+    session_start = time.perf_counter()
     best_state = copy.deepcopy(model.state_dict())
     history: list[dict] = []
     if checkpoint is not None and checkpoint.exists():
@@ -87,6 +90,7 @@ def fit(
         schedule.load_state_dict(saved["schedule"])
         start, best_loss, best_epoch, stale = saved["epoch"] + 1, saved["best_loss"], saved["best_epoch"], saved["stale"]
         best_state, history = saved["best_state"], saved["history"]
+        spent = saved.get("seconds")
         generator = np.random.default_rng(seed + start)
 
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, leave=False, initial=start, total=epochs)
@@ -126,12 +130,14 @@ def fit(
                     "model": model.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                     "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch, "stale": stale,
                     "best_state": best_state, "history": history,
+                    "seconds": None if spent is None else spent + time.perf_counter() - session_start,
                 },
                 tmp,
             )
             tmp.replace(checkpoint)
     model.load_state_dict(best_state)
-    return FitResult(best_state, best_epoch, history)
+    seconds = None if spent is None else round(spent + time.perf_counter() - session_start, 1)
+    return FitResult(best_state, best_epoch, history, seconds)
 
 
 @torch.no_grad()

@@ -55,3 +55,15 @@ def test_streamed_prediction_in_small_batches_equals_one_batch(tmp_path):
         expected = by_record[result["record"]]
         got = np.array([result["probabilities"][c] for c in model.meta["classes"]])
         np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_signal_only_models_skip_the_scalogram_with_identical_inputs():
+    from pipeline.ecg.predict import resolve_model
+
+    cfg = EcgConfig()
+    full = prepare_path(SAMPLE_ECG / "JS00007", cfg)
+    lean = prepare_path(SAMPLE_ECG / "JS00007", cfg, with_image=False)
+    assert lean.image.size == 0 and full.image.size > 0
+    np.testing.assert_array_equal(lean.signal, full.signal)
+    np.testing.assert_array_equal(lean.features, full.features)
+    assert not resolve_model("rule").needs_image

@@ -174,6 +174,13 @@ class LoadedModel:
         return EcgConfig.model_validate(self.meta["config"])
 
     @property
+    def needs_image(self) -> bool:
+        """Whether any network here reads the scalogram (else preparation can skip the CWT)."""
+        if self.members:
+            return any(member.needs_image for member in self.members)
+        return self.meta.get("input_kind") == "scalogram"
+
+    @property
     def label(self) -> str:
         return self.meta.get("display_name") or self.meta["name"]
 

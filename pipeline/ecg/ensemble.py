@@ -10,7 +10,6 @@ trainings finish in about the time of one two-threaded training.
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +55,12 @@ def _train_member(job: tuple[int, int]) -> dict:
     mcfg = member_config(cfg, view, seed)
     arrays, n_features = _SHARED["arrays"][view]
     key = member_key(cfg, view, seed)
-    started = time.perf_counter()
     checkpoint = _SHARED["work"] / f"{key}-{member_fingerprint(mcfg)}-{_SHARED['split_key']}.pt"
     model, result, to_input = fit_model(mcfg, arrays, n_features, checkpoint, key, progress, split=split)
     val_probs = softmax(predict_logits(model, arrays.subset(split[1]), resolve_device(mcfg.train.device), to_input))
     return {"view": view, "seed": seed, "key": key, "state": {k: v.cpu() for k, v in model.state_dict().items()},
             "n_features": n_features, "val_probs": val_probs, "best_epoch": result.best_epoch,
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": result.seconds}
 
 
 def _run_jobs(jobs: list[tuple[int, int]], parallel: int, progress: bool) -> list[dict]:
@@ -77,7 +75,7 @@ def _run_jobs(jobs: list[tuple[int, int]], parallel: int, progress: bool) -> lis
     with ProcessPoolExecutor(min(parallel, len(jobs)), mp_context=context) as pool:
         for result in pool.map(_train_member, jobs):
             if progress:
-                print(f"member {result['key']}: best epoch {result['best_epoch']}, {result['seconds']:.0f} s", flush=True)
+                print(f"member {result['key']}: best epoch {result['best_epoch']}, trained {result['seconds']} s", flush=True)
             results.append(result)
     return results
 

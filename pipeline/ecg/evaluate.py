@@ -37,7 +37,7 @@ def evaluate_paths(model: LoadedModel, paths: list[Path], progress: bool = True)
     cfg = model.config
     classes = model.meta["classes"]
     prepared, skipped = [], []
-    for path, record in zip(paths, prepare_many(paths, cfg, progress=progress)):
+    for path, record in zip(paths, prepare_many(paths, cfg, progress=progress, with_image=model.needs_image)):
         if isinstance(record, UserError):
             skipped.append({"record": path.name, "reason": str(record)})
         elif record.label.status != "ok" or record.label.label not in classes:

@@ -77,6 +77,10 @@ def write_model_card(path, cfg: EcgConfig, metrics: dict, extra: dict) -> None:
     path.write_text("\n".join(lines))
 
 
+def _minutes(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
+
+
 def _summary(cfg: EcgConfig) -> str:
     if cfg.model.name == "ensemble":
         views = "; ".join(f"{m.name} {m.args or ''} x {len(m.seeds)} seeds" for m in cfg.model.members)
@@ -114,7 +118,7 @@ def _ensemble_section(cfg: EcgConfig, metrics: dict) -> list[str]:
         *_TABLE_HEAD,
         _score_row("ensemble", val["ensemble"]),
         _score_row("rule baseline", val["rule"]),
-        *[_score_row(f"member {key} (best epoch {m['best_epoch']}, {m['seconds']:.0f} s)", m)
+        *[_score_row(f"member {key} (best epoch {m['best_epoch']}, trained {_minutes(m['seconds'])})", m)
           for key, m in val["members"].items()],
         "",
     ]
