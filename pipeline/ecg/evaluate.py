@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.ecg.bundle import LoadedModel
-from pipeline.ecg.predict import predict_prepared, resolve_model
+from pipeline.ecg.predict import member_probabilities, predict_prepared, resolve_model
 from pipeline.ecg.prepare import find_all, prepare_many
 from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
@@ -48,7 +48,13 @@ def evaluate_paths(model: LoadedModel, paths: list[Path], progress: bool = True)
         raise UserError(f"no usable labelled records among {len(paths)} ({len(skipped)} skipped)")
     truth = np.array([classes.index(r.label.label) for r in prepared])
     flutter = np.array([r.label.flutter for r in prepared], dtype=bool)
-    probabilities = predict_prepared(model, prepared)
+    if model.members:
+        from pipeline.ecg.combine import combine
+
+        per_member = member_probabilities(model, prepared)
+        probabilities = combine(per_member, np.asarray(model.meta["weights"]), model.meta["temperature"])
+    else:
+        probabilities = predict_prepared(model, prepared)
     predicted = probabilities.argmax(1)
     baseline = rule_predict(np.stack([r.features for r in prepared]), tuple(classes)).argmax(1)
     report = classification_report(truth, predicted, classes)
@@ -59,7 +65,33 @@ def evaluate_paths(model: LoadedModel, paths: list[Path], progress: bool = True)
                  "probability": round(float(probabilities[i].max()), 4)} for i in np.flatnonzero(predicted != truth)],
         baseline={**classification_report(truth, baseline, classes), "flutter": subgroup_recall(truth, baseline, flutter)},
     )
+    if model.members:
+        report["members"] = member_breakdown(model, per_member, truth, flutter)
     return report
+
+
+def member_breakdown(model: LoadedModel, per_member: np.ndarray, truth: np.ndarray, flutter: np.ndarray) -> dict:
+    """Each member alone, and each view's seeds averaged (equal weights, no temperature), on the same
+    records: what one seed and what seeds of one view achieve, beside the whole ensemble."""
+    from pipeline.ecg.combine import combine
+
+    classes = model.meta["classes"]
+
+    def short(probs: np.ndarray) -> dict:
+        pred = probs.argmax(1)
+        full = classification_report(truth, pred, classes)
+        return {"accuracy": full["accuracy"], "balanced_accuracy": full["balanced_accuracy"], "macro_f1": full["macro_f1"],
+                "ece": calibration_report(truth, probs)["ece"], "flutter": subgroup_recall(truth, pred, flutter)}
+
+    keys = [m["name"] for m in model.meta["members"]]
+    out = {key: short(probs) for key, probs in zip(keys, per_member)}
+    views: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        views.setdefault(key.rsplit("-s", 1)[0], []).append(i)
+    for view, index in views.items():
+        if len(index) > 1:
+            out[f"{view} (mean of {len(index)} seeds)"] = short(combine(per_member[index], np.full(len(index), 1 / len(index)), 1.0))
+    return out
 
 
 def evaluate_folder(data: str | Path | list, model_spec: str | None, backend: str = "auto", out: Path | None = None,

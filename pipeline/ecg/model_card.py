@@ -132,6 +132,7 @@ def _test_section(cfg: EcgConfig, test: dict) -> list[str]:
         *_TABLE_HEAD,
         _score_row(cfg.name, test),
         _score_row("rule baseline (same records)", test["baseline"]),
+        *[_score_row(f"member {key}", m) for key, m in test.get("members", {}).items()],
         "",
         "Confusion (rows true, columns predicted, order " + ", ".join(cfg.classes) + "): " + str(test["confusion"]) + ".",
         "",

@@ -80,8 +80,7 @@ def predict_prepared(model: LoadedModel, records: list[PreparedRecord]) -> np.nd
     if model.members:
         from pipeline.ecg.combine import combine
 
-        member_probs = np.stack([predict_prepared(member, records) for member in model.members])
-        return combine(member_probs, np.asarray(model.meta["weights"]), model.meta["temperature"])
+        return combine(member_probabilities(model, records), np.asarray(model.meta["weights"]), model.meta["temperature"])
     if model.runner is None:
         return rule_predict(features, tuple(classes), **model.meta["model_args"])
     cfg = model.config
@@ -101,6 +100,11 @@ def predict_prepared(model: LoadedModel, records: list[PreparedRecord]) -> np.nd
         exp = np.exp(logits)
         probabilities[index] = exp / exp.sum(axis=1, keepdims=True)
     return probabilities
+
+
+def member_probabilities(model: LoadedModel, records: list[PreparedRecord]) -> np.ndarray:
+    """(members, records, classes): each ensemble member's own probabilities."""
+    return np.stack([predict_prepared(member, records) for member in model.members])
 
 
 def predict_paths(model: LoadedModel, paths: list[str | Path], batch: int = 64) -> tuple[list[dict], list[str], list[dict]]:
