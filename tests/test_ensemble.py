@@ -178,3 +178,17 @@ def test_ensemble_config_needs_members():
         EcgConfig.model_validate({"model": {"name": "ensemble"}})
     with pytest.raises(ValidationError, match="members"):
         EcgConfig.model_validate({"model": {"name": "cnn1d", "members": [{"name": "cnn1d"}]}})
+
+
+def test_evaluate_only_listed_records_with_calibration_and_flutter(tmp_path, cli):
+    (tmp_path / "list.txt").write_text("JS00007\nJS00013\nJS99999\n")
+    result = cli("evaluate", "ecg", SAMPLE_ECG, "--model", "rule", "--only", tmp_path / "list.txt", "--json",
+                 "--out", tmp_path / "out")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["n_records"] == 2  # JS99999 is not in the folder
+    assert {"ece", "bins"} <= set(report["calibration"]) and report["flutter"]["count"] >= 0
+    assert (tmp_path / "out" / "reliability.png").stat().st_size > 1000
+    (tmp_path / "none.txt").write_text("JS99999\n")
+    missing = cli("evaluate", "ecg", SAMPLE_ECG, "--model", "rule", "--only", tmp_path / "none.txt")
+    assert missing.code == 2 and "none of the 1 records listed" in missing.err
