@@ -192,3 +192,30 @@ def test_evaluate_only_listed_records_with_calibration_and_flutter(tmp_path, cli
     (tmp_path / "none.txt").write_text("JS99999\n")
     missing = cli("evaluate", "ecg", SAMPLE_ECG, "--model", "rule", "--only", tmp_path / "none.txt")
     assert missing.code == 2 and "none of the 1 records listed" in missing.err
+
+
+@pytest.mark.slow
+def test_sigterm_stops_parallel_member_training(tmp_path):
+    """Members train in child processes: stopping the command must not leave them running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = {**SMALL_ENSEMBLE, "train": {**SMALL_ENSEMBLE["train"], "epochs": 500, "patience": 500, "parallel": 2}}
+    config = tmp_path / "slow-ensemble.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PIPELINE_STORE": str(tmp_path / "store"), "PIPELINE_WORK": str(tmp_path / "work")}
+    command = [sys.executable, "-m", "pipeline.cli", "train", "ecg", "--config", str(config), "--data", str(SAMPLE_ECG)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    members = tmp_path / "work" / "ecg" / "members"
+    deadline = time.monotonic() + 120
+    while not (members.is_dir() and any(members.glob("*.pt"))):  # a member has finished an epoch
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() else "slow"
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) != 0
+    time.sleep(1)
+    survivors = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(config) not in survivors

@@ -67,13 +67,14 @@ def _run_jobs(jobs: list[tuple[int, int]], parallel: int, progress: bool) -> lis
     if parallel <= 1 or len(jobs) == 1:
         return [_train_member(job) for job in jobs]
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
-    # fork: children inherit the arrays without pickling them; the parent has run no torch op yet
+    # fork: children inherit the arrays without pickling them; the parent has run no torch op yet.
+    # multiprocessing.Pool (not concurrent.futures) because leaving its block terminates the
+    # children: Ctrl-C or SIGTERM must not leave members training in the background.
     context = multiprocessing.get_context("fork")
     results = []
-    with ProcessPoolExecutor(min(parallel, len(jobs)), mp_context=context) as pool:
-        for result in pool.map(_train_member, jobs):
+    with context.Pool(min(parallel, len(jobs))) as pool:
+        for result in pool.imap(_train_member, jobs):
             if progress:
                 print(f"member {result['key']}: best epoch {result['best_epoch']}, trained {result['seconds']} s", flush=True)
             results.append(result)
