@@ -55,7 +55,8 @@ def _train_member(job: tuple[int, int]) -> dict:
     mcfg = member_config(cfg, view, seed)
     arrays, n_features = _SHARED["arrays"][view]
     key = member_key(cfg, view, seed)
-    checkpoint = _SHARED["work"] / f"{key}-{member_fingerprint(mcfg)}-{_SHARED['split_key']}.pt"
+    # named without the view index: another ensemble may list the same member at another position
+    checkpoint = _SHARED["work"] / f"{mcfg.model.name}-s{seed}-{member_fingerprint(mcfg)}-{_SHARED['split_key']}.pt"
     model, result, to_input = fit_model(mcfg, arrays, n_features, checkpoint, key, progress, split=split)
     val_probs = softmax(predict_logits(model, arrays.subset(split[1]), resolve_device(mcfg.train.device), to_input))
     return {"view": view, "seed": seed, "key": key, "state": {k: v.cpu() for k, v in model.state_dict().items()},
