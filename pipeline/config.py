@@ -81,6 +81,10 @@ class EcgModel(StrictModel):
         default_factory=list, description="Ensemble views (name: ensemble): probabilities averaged with "
         "per-view weights and a temperature fitted on the validation part."
     )
+    view_weights: Literal["fitted", "equal"] = Field(
+        "fitted", description="Ensemble view weights fitted on the validation part, or equal (then only the "
+        "temperature is fitted): with ~150 validation records a lucky seed can pull the fit to one view."
+    )
 
     @model_validator(mode="after")
     def _check_members(self) -> "EcgModel":

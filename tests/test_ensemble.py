@@ -219,3 +219,16 @@ def test_sigterm_stops_parallel_member_training(tmp_path):
     time.sleep(1)
     survivors = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(config) not in survivors
+
+
+def test_equal_view_weights_fit_only_the_temperature():
+    from pipeline.ecg.combine import fit_combiner
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 200)
+    good = np.full((200, 3), 0.25)
+    good[np.arange(200), labels] = 0.5
+    probs = np.stack([good, good, rng.dirichlet(np.ones(3), 200)])
+    weights, temperature = fit_combiner(probs, labels, views=[0, 0, 1], fit_weights=False)
+    np.testing.assert_allclose(weights, [0.25, 0.25, 0.5])
+    assert temperature != pytest.approx(1.0)

@@ -22,9 +22,11 @@ def combine(member_probs: np.ndarray, weights: np.ndarray, temperature: float) -
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def fit_combiner(member_probs: np.ndarray, labels: np.ndarray, views: list[int]) -> tuple[np.ndarray, float]:
+def fit_combiner(member_probs: np.ndarray, labels: np.ndarray, views: list[int],
+                 fit_weights: bool = True) -> tuple[np.ndarray, float]:
     """Per-view weights (members of one view share theirs equally) and a temperature that
-    minimise the negative log-likelihood of ``labels``.
+    minimise the negative log-likelihood of ``labels``; with ``fit_weights=False`` every view
+    weighs the same and only the temperature is fitted.
 
     Weights are per view, not per member, so a validation part of ~150 records fits a few
     numbers rather than one per seed.
@@ -46,7 +48,11 @@ def fit_combiner(member_probs: np.ndarray, labels: np.ndarray, views: list[int])
         return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
 
     start = np.zeros(n_views + 1)
-    best = minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 2000})
-    params = best.x if best.fun <= loss(start) else start
+    if fit_weights:
+        best = minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 2000})
+        params = best.x if best.fun <= loss(start) else start
+    else:
+        best = minimize(lambda t: loss(np.append(start[:-1], t)), start[-1:], method="Nelder-Mead")
+        params = np.append(start[:-1], best.x)
     weights, temperature = unpack(params)
     return weights, float(np.clip(temperature, 0.05, 20.0))

@@ -121,7 +121,8 @@ def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress:
 
     val_labels = labels[split[1]]
     member_probs = np.stack([r["val_probs"] for r in results])
-    weights, temperature = fit_combiner(member_probs, val_labels, [r["view"] for r in results])
+    weights, temperature = fit_combiner(member_probs, val_labels, [r["view"] for r in results],
+                                        fit_weights=cfg.model.view_weights == "fitted")
     ensemble_probs = combine(member_probs, weights, temperature)
     flutter = dataset.flutter()[split[1]]
     rule_probs = rule_predict(dataset.features()[split[1]], tuple(cfg.classes))

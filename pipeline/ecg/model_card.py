@@ -108,9 +108,9 @@ def _ensemble_section(cfg: EcgConfig, metrics: dict) -> list[str]:
     return [
         "## Ensemble",
         f"Views: {views}. Each member is early-stopped on the same stratified validation part "
-        f"({val['n_records']} of the training records, seed {cfg.seed}); probabilities are mixed with per-view "
-        f"weights {[round(w, 3) for w in val['weights']]} and temperature {val['temperature']:.3f}, both fitted on "
-        "that part (negative log-likelihood). Trained on "
+        f"({val['n_records']} of the training records, seed {cfg.seed}); probabilities are mixed with member "
+        f"weights {[round(w, 3) for w in val['weights']]} ({cfg.model.view_weights} per view, shared by its seeds) "
+        f"and temperature {val['temperature']:.3f} (fitted on that part, negative log-likelihood). Trained on "
         f"{metrics.get('device', 'cpu')} with {metrics.get('parallel', 1)} member(s) at a time.",
         "",
         "Validation part (used for early stopping and the combiner, so slightly optimistic):",
