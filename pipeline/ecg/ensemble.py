@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import EcgConfig, EcgTrain, config_hash
+from pipeline.config import EcgConfig, EcgTrain
 from pipeline.errors import UserError
 from pipeline.evaluation import calibration_report, classification_report, plot_reliability, subgroup_recall
 
@@ -35,9 +35,14 @@ def member_config(cfg: EcgConfig, view: int, seed: int) -> EcgConfig:
 
 
 def member_fingerprint(mcfg: EcgConfig) -> str:
-    """Hash of what shapes a trained member (not the ensemble's name, data paths or parallelism)."""
-    train = mcfg.train.model_copy(update={"parallel": 1})
-    return config_hash(mcfg.model_copy(update={"name": "member", "data": None, "holdout": None, "train": train}))
+    """Hash of what shapes a trained member: its inputs, network, training and seed (not the
+    ensemble's name, data paths, parallelism or combiner settings)."""
+    import json
+
+    shape = mcfg.model_dump(mode="json", include={"seed", "classes", "preprocess", "scalogram", "train"})
+    shape["train"].pop("parallel")
+    shape["model"] = mcfg.model.model_dump(mode="json", include={"name", "args", "rhythm_features"})
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def member_key(cfg: EcgConfig, view: int, seed: int) -> str:
