@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pipeline.config import REPO_ROOT
@@ -18,17 +19,55 @@ def resolve_config(path: str) -> str:
     raise UserError(f"config file not found: {path}")
 
 
-def config_data(data: str | None, configured: str | list[str] | None) -> str:
-    """The one data folder a flow ingests: ``data``, else the config's (which may list only one)."""
+def config_data(data: str | None, configured: str | list[str] | None, config: str = "the config") -> str:
+    """The one data folder a flow ingests: ``data``, else the config's (which may list only one).
+
+    A relative path in the config is relative to the repository root, never to the worker's
+    working folder; a local folder that does not exist fails here, before any retried task.
+    """
     if data:
-        return data
+        return require_local(data, "data")
     if isinstance(configured, list):
         if len(configured) != 1:
-            raise UserError(f"the config lists {len(configured)} data folders; a flow ingests one: pass data=")
+            raise UserError(f"{config} lists {len(configured)} data folders; a flow ingests one: pass data=")
         configured = configured[0]
     if not configured:
-        raise UserError("no data: pass data= or set 'data' in the config")
-    return configured
+        raise UserError(f"no data: pass data= or set 'data' in {config}")
+    if "://" not in configured and not Path(configured).expanduser().is_absolute():
+        configured = str(REPO_ROOT / configured)
+    return require_local(configured, f"'data' of {config} (relative paths start at the repository root {REPO_ROOT})")
+
+
+def require_local(path: str, what: str) -> str:
+    """``path`` unchanged if it is a URL or an existing local file/folder, else a ``UserError``."""
+    if "://" in path and not path.startswith("file://"):
+        return path
+    if not Path(path.removeprefix("file://")).expanduser().exists():
+        raise UserError(f"{what}: {path} does not exist; pass data=PATH or fix the config")
+    return path
+
+
+def training_device(requested: str, require_cuda: bool) -> dict:
+    """The device training will use (``resolve_device``'s choice) and the GPU name, for the report.
+
+    ``require_cuda`` fails the run when CUDA is absent (a ``gpu``-pool run that silently trains
+    on CPU for hours is worse than a failed run); ``warning`` is set when ``auto`` fell back to
+    the CPU although the job was given a GPU (``CUDA_VISIBLE_DEVICES`` non-empty).
+    """
+    import torch
+
+    from pipeline.device import resolve_device
+
+    device = resolve_device(requested)
+    if require_cuda and device.type != "cuda":
+        raise UserError(f"require_cuda is set but training would run on {device} "
+                        f"(device {requested!r}, torch.cuda.is_available()={torch.cuda.is_available()})")
+    info = {"device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if device.type != "cuda" and requested == "auto" and visible not in ("", "-1"):
+        info["warning"] = (f"device 'auto' fell back to the CPU although CUDA_VISIBLE_DEVICES={visible!r}: "
+                           "no usable CUDA (driver, torch build); training will be slow")
+    return info
 
 
 def make_task_runner(spec: str | None, max_workers: int = 2):

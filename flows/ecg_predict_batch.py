@@ -19,6 +19,7 @@ import fsspec  # noqa: E402
 import flows  # noqa: E402,F401  (ephemeral-mode defaults before Prefect is imported)
 from prefect import flow, task  # noqa: E402
 
+from flows.alerts import HOOKS, alert  # noqa: E402
 from flows.tasks import (  # noqa: E402
     IO_RETRIES,
     Progress,
@@ -30,8 +31,9 @@ from flows.tasks import (  # noqa: E402
     predictions_csv,
     publish_report,
     publish_ui,
+    sweep_incomplete,
 )
-from pipeline.store import Store  # noqa: E402
+from pipeline.store import Store, new_run_id  # noqa: E402
 
 FLOW = "ecg-predict-batch"
 AREA = ("predictions", "ecg")
@@ -70,7 +72,7 @@ def already_predicted(store: Store, model: str) -> set[str]:
     return done
 
 
-@flow(name=FLOW, log_prints=True)
+@flow(name=FLOW, log_prints=True, timeout_seconds=3600, **HOOKS)
 def ecg_predict_batch(inbox: str, model: str = "ecg-default", store: str | None = None) -> dict:
     """Classify the rhythm of every new record under ``inbox`` (folder or fsspec URL).
 
@@ -81,9 +83,10 @@ def ecg_predict_batch(inbox: str, model: str = "ecg-default", store: str | None 
 
     Returns:
         ``{"n_new", "n_seen", "n_failed", "uri"}`` (``uri`` is None when nothing was new).
-        Unreadable records are listed in the report and manifest and not retried until
-        their files change.
+        Unreadable records are listed in the report and manifest, raise an alert, and are not
+        retried until their files change. A missing inbox fails the run.
     """
+    sweep_incomplete(store, [AREA])
     progress = Progress(FLOW, f"classify new records in {inbox}")
     headers = list_inbox(inbox, (".hea",))
     records = [localize_record(h) for h in headers]
@@ -111,11 +114,15 @@ def ecg_predict_batch(inbox: str, model: str = "ecg-default", store: str | None 
     ]) + "\n"
     uri = publish_report(
         store, AREA, {"predictions.csv": predictions_csv(output["results"], sha), "report.md": markdown},
-        kind="predictions", metrics={"n_records": len(new), "labels": dict(counts), "n_failed": len(errors)},
+        run_id=new_run_id(), kind="predictions",
+        metrics={"n_records": len(new), "labels": dict(counts), "n_failed": len(errors)},
         inputs=[{"uri": r["uri"], "record": r["name"], "sha256": r["sha256"],
                  **({"error": errors[r["path"]]} if r["path"] in errors else {})} for r in new],
         extra={"model_spec": model, "model": output["model"]},
     )
+    if errors:
+        alert(FLOW, f"{len(errors)} of {len(new)} new records in {inbox} are unusable",
+              "\n".join(f"* {Path(k).name}: {v}" for k, v in errors.items()) + f"\n\nBatch: {uri}")
     table = [{"record": Path(r["record"]).name, "label": r["label"], **r["probabilities"]} for r in output["results"]]
     publish_ui(FLOW, table=table, markdown=markdown + f"\nStored at `{uri}`\n", manifest_uri=uri,
                description=f"{len(new)} records, model {output['model']}")

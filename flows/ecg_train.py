@@ -16,12 +16,14 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import flows  # noqa: E402,F401  (ephemeral-mode defaults before Prefect is imported)
 from prefect import flow  # noqa: E402
 
-from flows._common import config_data, resolve_config  # noqa: E402
+from flows._common import config_data, resolve_config, training_device  # noqa: E402
+from flows.alerts import HOOKS, alert  # noqa: E402
 from flows.features import DEFAULT_CONFIG, run_scalograms  # noqa: E402
 from flows.tasks import (  # noqa: E402
     Progress,
     classification_rows,
     confusion_markdown,
+    device_note,
     evaluate_ecg_task,
     ingest_dataset,
     local_path,
@@ -31,8 +33,10 @@ from flows.tasks import (  # noqa: E402
     publish_report,
     publish_ui,
     safe_id,
+    sweep_incomplete,
     train_ecg_task,
 )
+from pipeline.store import new_run_id  # noqa: E402
 
 FLOW = "ecg-train"
 RECORD_FILES = (".hea", ".mat", ".dat", ".csv")  # WFDB records and manifest CSVs
@@ -49,6 +53,7 @@ def report_markdown(cfg, result: dict, evaluation: dict, dataset: dict, features
         f"* data: `{dataset['uri']}` (version {dataset['version']}, {dataset['n_files']} files,"
         f" {features['n_usable']}/{features['n_records']} records usable)",
         f"* feature cache: `{features['cache_dir']}`",
+        f"* device: {device_note(result['device'])}",
     ]
     if report_uri:
         lines.append(f"* report: `{report_uri}`")
@@ -75,9 +80,10 @@ def report_markdown(cfg, result: dict, evaluation: dict, dataset: dict, features
     return "\n".join(lines) + "\n"
 
 
-@flow(name=FLOW, log_prints=True)
+@flow(name=FLOW, log_prints=True, timeout_seconds=10 * 3600, **HOOKS)
 def ecg_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str | None = None, cv: bool = True,
-              eval_data: str | None = None, task_runner: str = "threads", max_workers: int = 2) -> dict:
+              eval_data: str | None = None, task_runner: str = "threads", max_workers: int = 2,
+              require_cuda: bool = False) -> dict:
     """Train an ECG rhythm classifier and publish it, its report and UI artifacts.
 
     Args:
@@ -88,12 +94,17 @@ def ecg_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str 
         eval_data: labelled records to evaluate on; default: the training data (in-sample).
         task_runner: ``threads``, ``dask`` or a Dask scheduler address for the scalogram step.
         max_workers: parallel scalogram workers.
+        require_cuda: fail at once when training would not run on a CUDA device.
     """
     from pipeline.config import EcgConfig, load_config
 
     config = resolve_config(config)
     cfg = load_config(config, EcgConfig)
-    source = config_data(data, cfg.data)
+    source = config_data(data, cfg.data, config)
+    device = training_device(cfg.train.device, require_cuda)
+    if "warning" in device:
+        alert(FLOW, f"{cfg.name}: training on CPU", device["warning"])
+    sweep_incomplete(store, [("reports", FLOW), ("models", "ecg", cfg.name)])
     progress = Progress(FLOW, f"{cfg.name}: ingest, scalograms, train, evaluate, publish")
     local = localize(source)
     dataset = ingest_dataset(local, "ecg-" + safe_id("-".join(Path(local_path(source)).parts[-2:])), store,
@@ -101,7 +112,7 @@ def ecg_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str 
     progress.update(10, f"dataset {dataset['version']} ({dataset['n_files']} files)")
     features = run_scalograms(config, local, store, task_runner, max_workers)
     progress.update(40, f"scalograms for {features['n_usable']}/{features['n_records']} records")
-    result = train_ecg_task(config, local, store, cv)
+    result = {**train_ecg_task(config, local, store, cv), "device": device}
     progress.update(80, f"trained {result['uri']}")
     folder = model_folder(store, ("models", "ecg", cfg.name, result["run_id"]))
     eval_source = localize(eval_data) if eval_data else local
@@ -109,7 +120,7 @@ def ecg_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str 
     eval_label = f"`{eval_data}`" if eval_data else "the training records (in-sample; see CV for held-out)"
     summary = {
         "model_uri": result["uri"], "model_run_id": result["run_id"], "dataset_uri": dataset["uri"],
-        "evaluation": {k: evaluation[k] for k in ("accuracy", "macro_f1", "accuracy_ci95", "n_records")},
+        "device": device, "evaluation": {k: evaluation[k] for k in ("accuracy", "macro_f1", "accuracy_ci95", "n_records")},
         "rule_baseline": {k: evaluation["baseline"][k] for k in ("accuracy", "macro_f1")},
     }
     cvm = result["metrics"].get("cross_validation")
@@ -119,8 +130,8 @@ def ecg_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str 
     markdown = report_markdown(cfg, result, evaluation, dataset, features, eval_label)
     report_uri = publish_report(
         store, ("reports", FLOW), {"report.md": markdown, "evaluation.json": json.dumps(evaluation, indent=2)},
-        config=cfg.model_dump(mode="json"), metrics=summary,
-        inputs=[{"uri": dataset["uri"], "version": dataset["version"]}], extra={"model_uri": result["uri"]},
+        run_id=new_run_id(), config=cfg.model_dump(mode="json"), metrics=summary,
+        inputs=[{"uri": dataset["uri"], "version": dataset["version"]}], extra={"model_uri": result["uri"], "device": device},
     )
     summary["report_uri"] = report_uri
     publish_ui(FLOW, table=classification_rows(cvm or evaluation, cfg.model.name),

@@ -17,12 +17,13 @@ from prefect import flow, unmapped  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
 
 from flows._common import config_data, make_task_runner, resolve_config  # noqa: E402
+from flows.alerts import HOOKS  # noqa: E402
 from flows.tasks import ecg_feature_cache, localize, prepare_ecg_record  # noqa: E402
 
 DEFAULT_CONFIG = "configs/ecg/ecg-default.yaml"
 
 
-@flow(name="scalograms")
+@flow(name="scalograms", timeout_seconds=4 * 3600)
 def scalograms(config: str, records: list[str], cache_dir: str) -> dict:
     """Prepare every record (mapped); returns counts and skipped records, never arrays."""
     futures = prepare_ecg_record.map(records, unmapped(config), unmapped(cache_dir))
@@ -50,7 +51,7 @@ def run_scalograms(config: str, data_dir: str, store: str | None, task_runner: s
     return summary
 
 
-@flow(name="ecg-features", log_prints=True)
+@flow(name="ecg-features", log_prints=True, timeout_seconds=4 * 3600, **HOOKS)
 def ecg_features(config: str = DEFAULT_CONFIG, data: str | None = None, store: str | None = None,
                  task_runner: str = "threads", max_workers: int = 2) -> dict:
     """Scalograms for every record of ``data`` (default: the config's ``data``) into the feature cache."""
@@ -58,7 +59,7 @@ def ecg_features(config: str = DEFAULT_CONFIG, data: str | None = None, store: s
 
     config = resolve_config(config)
     cfg = load_config(config, EcgConfig)
-    source = config_data(data, cfg.data)
+    source = config_data(data, cfg.data, config)
     summary = run_scalograms(config, localize(source), store, task_runner, max_workers)
     print(f"{summary['n_usable']}/{summary['n_records']} records usable; cache {summary['cache_dir']}")
     return summary

@@ -1,8 +1,9 @@
 """``separate-inbox``: every new audio file under an inbox -> vocals + accompaniment stems in the store.
 
-A file is skipped when the store already holds a complete stems run for its track id (the
-separator's id embeds a content hash, so a changed file with the same name is separated
-again). Runs every 15 minutes on the ``gpu`` pool (see prefect.yaml); fetch results with
+Stems live at ``stems/<track_id>/<model_run_id>/``; a file is skipped when that folder is
+complete for the model the run uses now, so a new or different model separates everything
+again, and a changed file with the same name gets a new track id (it embeds a content hash).
+Runs every 15 minutes on the ``gpu`` pool (see prefect.yaml); fetch results with
 ``pipeline stems list`` / ``pipeline stems get TRACK_ID -o DIR``.
 """
 
@@ -17,6 +18,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import flows  # noqa: E402,F401  (ephemeral-mode defaults before Prefect is imported)
 from prefect import flow, get_run_logger  # noqa: E402
 
+from flows.alerts import HOOKS  # noqa: E402
 from flows.tasks import (  # noqa: E402
     AUDIO_SUFFIXES,
     Progress,
@@ -28,8 +30,9 @@ from flows.tasks import (  # noqa: E402
     publish_ui,
     safe_id,
     separate_task,
+    sweep_incomplete,
 )
-from pipeline.store import RunExistsError, Store, sha256_file  # noqa: E402
+from pipeline.store import RunExistsError, Store, new_run_id, sha256_file  # noqa: E402
 
 FLOW = "separate-inbox"
 DEFAULT_SEPARATOR = "pipeline.svs.separate:separate_file"
@@ -44,10 +47,23 @@ def track_id_function(separator: str):
         return lambda path, digest: f"{safe_id(Path(path).name)}-{digest[:8]}"
 
 
-@flow(name=FLOW, log_prints=True)
+def model_run_id(separator: str, model: str | None, store: Store) -> str:
+    """Run id of the model ``separator`` would use now: ``model_run_id(model, store)`` from the
+    separator's module, else the store's separator model (``pipeline.svs.bundle.resolve_model``)."""
+    module = separator.partition(":")[0]
+    try:
+        resolve = load_callable(f"{module}:model_run_id")
+    except (ImportError, AttributeError):
+        from pipeline.svs.bundle import resolve_model
+
+        return resolve_model(model, store).run_id
+    return resolve(model, store)
+
+
+@flow(name=FLOW, log_prints=True, timeout_seconds=6 * 3600, **HOOKS)
 def separate_inbox(inbox: str, model: str | None = None, store: str | None = None,
                    separator: str = DEFAULT_SEPARATOR, limit: int | None = None) -> dict:
-    """Separate every audio file under ``inbox`` that has no stems in the store yet.
+    """Separate every audio file under ``inbox`` that has no stems from the current model yet.
 
     Args:
         inbox: folder or fsspec URL (``s3://bucket/inbox``) with wav/flac/mp3/... files.
@@ -63,19 +79,21 @@ def separate_inbox(inbox: str, model: str | None = None, store: str | None = Non
     progress = Progress(FLOW, f"separate new audio in {inbox}")
     track_id_for = track_id_function(separator)
     target = Store.open(store)
+    sweep_incomplete(store, [("reports", FLOW)])
     files = list_inbox(inbox, AUDIO_SUFFIXES)
+    model_run = model_run_id(separator, model, target) if files else None
     todo, skipped = [], []
     for uri in files:
         local = localize(uri)
         track_id = track_id_for(Path(local), sha256_file(local))
-        done = target.list_runs("stems", track_id)
-        if done:
-            skipped.append({"file": Path(local).name, "track_id": track_id, "run_id": done[-1]})
+        if target.read_manifest("stems", track_id, model_run) is not None:
+            skipped.append({"file": Path(local).name, "track_id": track_id, "run_id": model_run})
         else:
             todo.append((uri, local, track_id))
     if limit is not None:
         todo = todo[:limit]
-    logger.info("%d audio files: %d new, %d already separated", len(files), len(todo), len(skipped))
+    logger.info("%d audio files: %d new, %d already separated by model run %s", len(files), len(todo), len(skipped),
+                model_run)
     progress.update(5, f"{len(todo)} new of {len(files)} files")
     separated, failed = [], []
     for index, (uri, local, track_id) in enumerate(todo, start=1):
@@ -105,7 +123,7 @@ def separate_inbox(inbox: str, model: str | None = None, store: str | None = Non
     report_uri = None
     if separated or failed:
         report_uri = publish_report(
-            store, ("reports", FLOW), {"report.md": markdown}, kind="report",
+            store, ("reports", FLOW), {"report.md": markdown}, run_id=new_run_id(), kind="report",
             metrics={"separated": len(separated), "skipped": len(skipped), "failed": len(failed)},
             inputs=[{"uri": uri} for uri, _, _ in todo], extra={"separated": separated, "failed": failed},
         )

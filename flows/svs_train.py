@@ -17,9 +17,11 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import flows  # noqa: E402,F401  (ephemeral-mode defaults before Prefect is imported)
 from prefect import flow  # noqa: E402
 
-from flows._common import resolve_config  # noqa: E402
+from flows._common import config_data, resolve_config, training_device  # noqa: E402
+from flows.alerts import HOOKS, alert  # noqa: E402
 from flows.tasks import (  # noqa: E402
     Progress,
+    device_note,
     evaluate_svs_task,
     ingest_dataset,
     local_path,
@@ -29,8 +31,10 @@ from flows.tasks import (  # noqa: E402
     publish_report,
     publish_ui,
     safe_id,
+    sweep_incomplete,
     train_svs_task,
 )
+from pipeline.store import new_run_id  # noqa: E402
 
 FLOW = "svs-train"
 DEFAULT_CONFIG = "configs/svs/svs-default.yaml"
@@ -67,6 +71,7 @@ def report_markdown(cfg, result: dict, evaluation: dict, dataset: dict, report_u
     lines = [f"# svs-train: {cfg.name} run {result['run_id']}", "",
              f"* model: `{result['uri']}` ({cfg.model.name})",
              f"* data: `{dataset['uri']}` (version {dataset['version']}, {dataset['n_files']} files)",
+             f"* device: {device_note(result['device'])}",
              f"* evaluated on: {report.get('n_tracks')} {'held-out' if evaluation['subset'] == 'test' else ''} tracks"
              f" ({report.get('seconds')} s)"]
     if report_uri:
@@ -82,9 +87,9 @@ def report_markdown(cfg, result: dict, evaluation: dict, dataset: dict, report_u
     return "\n".join(lines) + "\n"
 
 
-@flow(name=FLOW, log_prints=True)
+@flow(name=FLOW, log_prints=True, timeout_seconds=10 * 3600, **HOOKS)
 def svs_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str | None = None,
-              eval_data: str | None = None) -> dict:
+              eval_data: str | None = None, require_cuda: bool = False) -> dict:
     """Train the singing-voice separator, evaluate it (NSDR/SIR/SAR), publish model, report, UI artifacts.
 
     Args:
@@ -92,32 +97,35 @@ def svs_train(config: str = DEFAULT_CONFIG, data: str | None = None, store: str 
         data: training data folder (or fsspec URL); default: the config's ``data``.
         store: artifact store root; default ``PIPELINE_STORE`` or the repo's ``artifacts/``.
         eval_data: data to evaluate on; default: ``data`` (the library holds out its test split).
+        require_cuda: fail at once when training would not run on a CUDA device.
     """
     from pipeline.config import load_config
-    from pipeline.errors import UserError
     from pipeline.svs.config import SvsConfig
 
     config = resolve_config(config)
     cfg = load_config(config, SvsConfig)
-    source = data or cfg.data
-    if not source:
-        raise UserError("no training data: pass data= or set 'data' in the config")
+    source = config_data(data, cfg.data, config)
+    device = training_device(cfg.train.device, require_cuda)
+    if "warning" in device:
+        alert(FLOW, f"{cfg.name}: training on CPU", device["warning"])
+    sweep_incomplete(store, [("reports", FLOW), ("models", "svs", cfg.name)])
     progress = Progress(FLOW, f"{cfg.name}: ingest, pre-train + train, evaluate, publish")
     local = localize(source)
     dataset = ingest_dataset(local, "svs-" + safe_id("-".join(Path(local_path(source)).parts[-2:])), store, AUDIO)
     progress.update(10, f"dataset {dataset['version']} ({dataset['n_files']} audio files)")
-    result = train_svs_task(config, local, store)
+    result = {**train_svs_task(config, local, store), "device": device}
     progress.update(75, f"trained {result['uri']}")
     folder = model_folder(store, ("models", "svs", cfg.name, result["run_id"]))
     evaluation = evaluate_svs_task(localize(eval_data) if eval_data else local, folder)
     global_rows, track_rows = metric_tables(evaluation)
     summary = {"model_uri": result["uri"], "model_run_id": result["run_id"], "dataset_uri": dataset["uri"],
+               "device": device,
                "evaluation": {f"{r['metric']}_vocals": r.get("vocals") for r in global_rows if r["system"] == "model"}}
     report_uri = publish_report(
         store, ("reports", FLOW), {"report.md": report_markdown(cfg, result, evaluation, dataset),
                                    "evaluation.json": json.dumps(evaluation["report"], indent=2, default=str)},
-        config=cfg.model_dump(mode="json"), metrics=summary["evaluation"],
-        inputs=[{"uri": dataset["uri"], "version": dataset["version"]}], extra={"model_uri": result["uri"]},
+        run_id=new_run_id(), config=cfg.model_dump(mode="json"), metrics=summary["evaluation"],
+        inputs=[{"uri": dataset["uri"], "version": dataset["version"]}], extra={"model_uri": result["uri"], "device": device},
     )
     summary["report_uri"] = report_uri
     publish_ui(FLOW, table=track_rows or global_rows,

@@ -2,8 +2,10 @@
 
 Rules (see ../shared/PREFECT.md): tasks exchange URIs, ids and small dicts, never arrays or
 models; ``cache_policy=NO_CACHE`` everywhere (our content-keyed caches live in the artifact
-store, Prefect's result cache is off); retries only on I/O tasks (store, inbox, downloads).
-Every task body is a plain function reachable as ``task.fn`` for tests without a server.
+store, Prefect's result cache is off). Retries only for transient errors (``UserError`` means
+the input is wrong and repeats), on I/O tasks and on the tasks that write the store (their
+writes are idempotent: training resumes from its checkpoint, stems are keyed by model run).
+Every task has a timeout. Every task body is a plain function reachable as ``task.fn``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,29 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.store import Store, new_run_id, sha256_file
+from pipeline.errors import UserError
+from pipeline.store import CLAIM, Store, sha256_file
 
-IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "cache_policy": NO_CACHE}
-COMPUTE = {"cache_policy": NO_CACHE}
+HOUR = 3600
+
+
+def transient(task, task_run, state) -> bool:
+    """Retry condition: anything but a ``UserError`` (a wrong input fails the same way again)."""
+    try:
+        state.result()
+    except UserError:
+        return False
+    except Exception:  # noqa: BLE001 - any other failure may be transient (I/O, CUDA, network)
+        return True
+    return True
+
+
+IO_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_condition_fn": transient,
+              "cache_policy": NO_CACHE, "timeout_seconds": HOUR}
+COMPUTE = {"cache_policy": NO_CACHE, "timeout_seconds": HOUR}
+#: Store-writing compute (training, separation): one retry after a minute, resuming/idempotent.
+STORE_WRITE = {"retries": 1, "retry_delay_seconds": 60, "retry_condition_fn": transient, "cache_policy": NO_CACHE}
+TRAIN = {**STORE_WRITE, "timeout_seconds": 8 * HOUR}
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aiff", ".aif")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -89,11 +110,12 @@ def localize(uri: str) -> str:
 def list_inbox(inbox: str, suffixes: tuple[str, ...]) -> list[str]:
     """Files under ``inbox`` (any fsspec URL or folder) whose names end in ``suffixes``, sorted.
 
-    Hidden files and partial uploads (``.part``, ``.tmp``) are skipped.
+    Hidden files and partial uploads (``.part``, ``.tmp``) are skipped. A missing inbox is a
+    ``UserError``: a mistyped path must not look like an empty inbox run after run.
     """
     fs, base = fsspec.core.url_to_fs(local_path(inbox) if not is_remote(inbox) else inbox)
-    if not fs.exists(base):
-        return []
+    if not fs.isdir(base):
+        raise UserError(f"inbox {inbox} does not exist (or is not a folder); create it or fix the 'inbox' parameter")
     found = []
     for path in fs.find(base):
         name = path.rsplit("/", 1)[-1]
@@ -112,7 +134,6 @@ def ingest_dataset(data: str, name: str, store_root: str | None, suffixes: tuple
     Returns:
         ``{"uri", "version", "n_files", "bytes", "reused"}``.
     """
-    from pipeline.errors import UserError
     from pipeline.store import RunExistsError
 
     root = Path(data)
@@ -147,19 +168,48 @@ def ingest_dataset(data: str, name: str, store_root: str | None, suffixes: tuple
 
 
 @task(name="publish-report", **IO_RETRIES)
-def publish_report(store_root: str | None, area: tuple[str, ...], texts: dict[str, str], *, kind: str = "report",
-                   config: dict | None = None, metrics: dict | None = None, inputs: list[dict] | None = None,
-                   extra: dict | None = None) -> str:
-    """Write text files (report.md, metrics.json, predictions.csv...) as ``<area...>/<run_id>/``, manifest last."""
+def publish_report(store_root: str | None, area: tuple[str, ...], texts: dict[str, str], *, run_id: str,
+                   kind: str = "report", config: dict | None = None, metrics: dict | None = None,
+                   inputs: list[dict] | None = None, extra: dict | None = None) -> str:
+    """Write text files (report.md, metrics.json, predictions.csv...) as ``<area...>/<run_id>/``, manifest last.
+
+    Idempotent for retries: the caller fixes ``run_id``; a complete run is returned as is, and a
+    failed attempt removes its partial folder, so no orphan is left and the retry can claim it.
+    """
     store = Store.open(store_root)
+    prefix = (*area, run_id)
+    if store.read_manifest(*prefix) is not None:
+        return store.uri(*prefix)
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for name, text in texts.items():
             files[name] = Path(tmp) / name
             files[name].write_text(text)
-        uri = store.publish_run((*area, new_run_id()), files, kind=kind, config=config,
-                                metrics=metrics, inputs=inputs, extra=extra)
-    return uri
+        try:
+            return store.publish_run(prefix, files, kind=kind, config=config, metrics=metrics, inputs=inputs,
+                                     extra=extra)
+        except BaseException:
+            remove_partial(store, prefix)
+            raise
+
+
+def remove_partial(store: Store, prefix: tuple[str, ...]) -> None:
+    """Delete a run folder this writer claimed but never completed (best effort)."""
+    if store.read_manifest(*prefix) is None and store.fs.exists(store.path(*prefix, CLAIM)):
+        store.fs.rm(store.path(*prefix), recursive=True)
+
+
+@task(name="sweep-incomplete", **IO_RETRIES)
+def sweep_incomplete(store_root: str | None, areas: list[tuple[str, ...]],
+                     older_than_s: float = 24 * HOUR) -> list[str]:
+    """Remove run folders that never got a manifest (a writer died) under each area; returns their URIs."""
+    store = Store.open(store_root)
+    removed = []
+    for area in areas:
+        removed += [store.uri(*area, run) for run in store.sweep_incomplete(*area, older_than_s=older_than_s)]
+    if removed:
+        get_run_logger().warning("removed %d incomplete run folders: %s", len(removed), ", ".join(removed))
+    return removed
 
 
 @task(name="fetch-model-folder", **IO_RETRIES)
@@ -184,12 +234,11 @@ def ecg_feature_cache(cfg, store_root: str | None) -> str:
     return str(Path(tempfile.gettempdir()) / "pipeline-features" / "ecg")
 
 
-@task(name="prepare-ecg-record", **COMPUTE)
+@task(name="prepare-ecg-record", cache_policy=NO_CACHE, timeout_seconds=600)
 def prepare_ecg_record(record: str, config: str, cache_dir: str) -> dict:
     """Scalogram, signal and rhythm features of one record, cached by content + config."""
     from pipeline.config import EcgConfig, load_config
     from pipeline.ecg.prepare import prepare_path
-    from pipeline.errors import UserError
 
     cfg = load_config(config, EcgConfig)
     try:
@@ -199,7 +248,7 @@ def prepare_ecg_record(record: str, config: str, cache_dir: str) -> dict:
     return {"record": prepared.name, "status": prepared.label.status, "label": prepared.label.label}
 
 
-@task(name="train-ecg", **COMPUTE)
+@task(name="train-ecg", **TRAIN)
 def train_ecg_task(config: str, data: str, store_root: str | None, cv: bool = True) -> dict:
     """``pipeline.ecg.train.train_ecg`` -> ``{"uri", "run_id", "metrics"}`` (model published to the store)."""
     from pipeline.config import EcgConfig, load_config
@@ -228,7 +277,7 @@ def predict_ecg_task(model: str, records: list[str], store_root: str | None) -> 
 
 
 # -- separation ------------------------------------------------------------------------------
-@task(name="train-separator", **COMPUTE)
+@task(name="train-separator", **TRAIN)
 def train_svs_task(config: str, data: str, store_root: str | None) -> dict:
     """``pipeline.svs.train.train_separator`` -> ``{"uri", "run_id", "metrics"}``."""
     from pipeline.config import load_config
@@ -243,7 +292,6 @@ def train_svs_task(config: str, data: str, store_root: str | None) -> dict:
 def evaluate_svs_task(data: str, model: str | None) -> dict:
     """``pipeline.svs.evaluate.evaluate_separator`` on the model's held-out tracks (all tracks if it
     records none). Returns ``{"report", "tracks", "subset"}``; ``tracks`` are per-track rows."""
-    from pipeline.errors import UserError
     from pipeline.svs.evaluate import evaluate_separator
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -259,7 +307,7 @@ def evaluate_svs_task(data: str, model: str | None) -> dict:
     return {"report": report, "tracks": rows, "subset": subset}
 
 
-@task(name="separate-file", **COMPUTE)
+@task(name="separate-file", **STORE_WRITE, timeout_seconds=HOUR)
 def separate_task(path: str, model: str | None, store_root: str | None, separator: str) -> dict:
     """One audio file -> stems in the store (``stems/<track_id>/<run_id>/``, manifest last)."""
     separate = load_callable(separator)
@@ -303,6 +351,11 @@ def classification_rows(report: dict, name: str) -> list[dict]:
                          "specificity": None if m["specificity"] is None else round(m["specificity"], 4),
                          "f1": round(m["f1"], 4), "support": m["support"]})
     return rows
+
+
+def device_note(device: dict) -> str:
+    """``cuda:0 (NVIDIA H200)`` or ``cpu``: what trained the model, for reports."""
+    return device["device"] + (f" ({device['gpu']})" if device.get("gpu") else "")
 
 
 def manifest_link(uri: str) -> str:

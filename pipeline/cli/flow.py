@@ -1,6 +1,7 @@
-"""``pipeline flow list`` / ``pipeline flow run NAME``: run a Prefect flow locally.
+"""``pipeline flow list`` / ``pipeline flow run NAME``: run a Prefect flow locally;
+``pipeline flow setup``: create the server-side automations (crash recovery, notifications).
 
-Prefect is imported only inside ``flow run`` (and only from ``flows/``), so every other
+Prefect is imported only inside ``flow run`` / ``flow setup`` (and only from ``flows/``), so every other
 command starts without it. With no ``PREFECT_API_URL`` the flow runs in Prefect's ephemeral
 mode (a temporary local server); with one set, the run is recorded on that server.
 """
@@ -91,3 +92,22 @@ def run_flow(
         raise UserError(f"flow {name!r} needs {', '.join(f'--param {m}=...' for m in missing)}")
     result = flow_obj(**params)
     typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@flow_app.command("setup")
+def setup_automations(
+    within: int = typer.Option(180, min=45, help="Seconds without a heartbeat before a run is marked Crashed."),
+    notify_block: Optional[str] = typer.Option(
+        None, help="Notification block TYPE/NAME (e.g. slack-webhook/ops) for failed runs and pipeline alerts."),
+) -> None:
+    """Create the server-side automations (crash recovery, notifications) on the PREFECT_API_URL server."""
+    _flows_package()
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise UserError("PREFECT_API_URL is not set: automations live on a server "
+                        "(prefect config set PREFECT_API_URL=...)")
+    from flows.automations import setup
+
+    for name in setup(within, notify_block):
+        typer.echo(f"automation {name}: created")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from pipeline.store import Store, sha256_file
@@ -18,3 +20,14 @@ def fake_separate(path, model=None, store=None, out_dir=None) -> dict:
     return {"track_id": track_id, "run_id": "fake-model-run",
             "stems": {"vocals": f"{uri}/vocals.wav", "accompaniment": f"{uri}/accompaniment.wav"},
             "seconds": 1.0, "sample_rate": 16000}
+
+
+def model_run_id(model=None, store=None) -> str:
+    """The run id ``fake_separate`` keys its stems by (the flow skips files already separated by it)."""
+    return "fake-model-run"
+
+
+def slow_separate(path, model=None, store=None, out_dir=None) -> dict:
+    """``fake_separate`` after ``FAKE_SEPARATE_SLEEP_S`` seconds (a long GPU step a test can kill)."""
+    time.sleep(float(os.environ.get("FAKE_SEPARATE_SLEEP_S", "0")))
+    return fake_separate(path, model, store, out_dir)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.store import Store
-from flow_helpers import REPO, artifacts_of, tiny_svs_config, write_tone
+from flow_helpers import REPO, artifacts_of, publish_tiny_separator, tiny_svs_config, write_tone
 
 SAMPLES = REPO / "samples" / "ecg"
 
@@ -35,9 +35,11 @@ def test_ecg_train_publishes_model_report_and_ui_artifacts(rule_config, store_ro
     run_id = summary["model_run_id"]
     assert store.latest("models", "ecg", "ecg-flowtest") == run_id
     assert store.verify_run("models", "ecg", "ecg-flowtest", run_id) == []
+    assert summary["device"]["device"] in ("cpu", "cuda", "cuda:0")
     assert summary["cross_validation"]["rule_accuracy"] == pytest.approx(summary["rule_baseline"]["accuracy"], abs=0.5)
     report_run = summary["report_uri"].rsplit("/", 1)[-1]
     report = store.read_manifest("reports", "ecg-train", report_run)
+    assert report["device"] == summary["device"]
     assert report["model_uri"] == summary["model_uri"] and report["flow_run_id"] == str(state.state_details.flow_run_id)
     assert "Confusion" in (Path(summary["report_uri"]) / "report.md").read_text()
     dataset = store.read_manifest(*Path(summary["dataset_uri"]).relative_to(store_root).parts)
@@ -77,7 +79,8 @@ def test_ecg_predict_batch_only_classifies_new_records(tmp_path, store_root):
     assert ecg_predict_batch(inbox=str(inbox), model="rule", store=store_root)["n_new"] == 0  # not retried
     with open(Path(third["uri"]) / "predictions.csv", newline="") as handle:
         assert [r["record"] for r in csv.DictReader(handle)] == [names[2]]
-    assert _keys(state.state_details.flow_run_id)["ecg-predict-batch-metrics"] == "table"
+    keys = _keys(state.state_details.flow_run_id)
+    assert keys["ecg-predict-batch-metrics"] == "table" and keys["ecg-predict-batch-alert"] == "markdown"
 
 
 def test_separate_inbox_writes_stems_and_skips_done_files(tmp_path, store_root, tiny_separator):
@@ -101,6 +104,10 @@ def test_separate_inbox_writes_stems_and_skips_done_files(tmp_path, store_root, 
         "separate-inbox-manifest": "link", "separate-inbox-progress": "progress"}
     again = separate_inbox(inbox=str(inbox), model=tiny_separator, store=store_root)
     assert not again["separated"] and len(again["skipped"]) == 2 and again["report_uri"] is None
+    publish_tiny_separator(store_root, tiny_separator)  # a new run of the model becomes latest
+    newer = separate_inbox(inbox=str(inbox), model=tiny_separator, store=store_root)
+    assert len(newer["separated"]) == 2 and {s["run_id"] for s in newer["separated"]} != {
+        s["run_id"] for s in result["separated"]}
 
 
 def test_separate_inbox_accepts_an_injected_separator(tmp_path, store_root):

@@ -46,7 +46,8 @@ def test_list_inbox_skips_hidden_and_partial_files(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     found = list_inbox.fn(str(tmp_path), (".wav", ".flac", ".mp3"))
     assert [Path(p).name for p in found] == ["a.FLAC", "b.wav", "d.mp3"]
-    assert list_inbox.fn(str(tmp_path / "missing"), (".wav",)) == []
+    with pytest.raises(UserError, match="does not exist"):
+        list_inbox.fn(str(tmp_path / "missing"), (".wav",))
 
 
 def test_localize_copies_remote_files_and_folders(tmp_path, monkeypatch):
