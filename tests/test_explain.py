@@ -18,10 +18,11 @@ ROWS, COLS = 8, 32
 
 
 def _synthetic_records(n: int, seed: int):
-    """Noise everywhere; class AFIB (1) adds an 8-Hz oscillation to lead V2 in both views.
+    """Noise everywhere; class AFIB (1) marks lead V2 in both views: the upper half of its
+    scalogram band raised and the lower half lowered, an 8-Hz oscillation in its signal.
 
-    The evidence is a texture with zero median, so the deletion test's fills (the lead's
-    median in the scalogram, zero in the signal) really remove it.
+    Both marks have zero median, so the deletion test's fills (the lead's median in the
+    scalogram, zero in the signal) really remove them.
     """
     from pipeline.ecg.prepare import PreparedRecord
 
@@ -33,14 +34,15 @@ def _synthetic_records(n: int, seed: int):
         signal = rng.standard_normal((12, N_WINDOWS * 100)).astype(np.float32)
         if label:
             phase = rng.uniform(0, 2 * np.pi)
-            image[KEY_LEAD * ROWS:(KEY_LEAD + 1) * ROWS] += 2 * np.sin(np.arange(N_WINDOWS * COLS) * np.pi / 2 + phase)
+            image[KEY_LEAD * ROWS:KEY_LEAD * ROWS + ROWS // 2] += 3
+            image[KEY_LEAD * ROWS + ROWS // 2:(KEY_LEAD + 1) * ROWS] -= 3
             signal[KEY_LEAD] += 2 * np.sin(2 * np.pi * 8 * np.arange(N_WINDOWS * 100) / 100 + phase)
         name = "AFIB" if label else "SB"
         records.append(PreparedRecord(f"syn{i}", image, signal, np.zeros(7, np.float32), RhythmLabel("ok", name, (name,))))
     return records, labels
 
 
-def _train(name: str, args: dict, records, labels, steps: int = 40):
+def _train(name: str, args: dict, records, labels, steps: int = 80):
     import torch
 
     from pipeline.ecg.inputs import split_windows_torch
