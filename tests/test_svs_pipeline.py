@@ -59,7 +59,12 @@ def test_evaluation_report_has_model_oracle_and_mixture(tmp_path):
     assert report["n_tracks"] == 2 and report["seconds"] == pytest.approx(2.0, abs=0.01)
     assert report["mixture"]["gnsdr"]["vocals"] == pytest.approx(0.0, abs=1e-9)
     assert report["oracle_ibm"]["gnsdr"]["vocals"] > 5.0
-    assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.json", "tracks.csv", "gnsdr.png"}
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.json", "tracks.csv", "gnsdr.png", "report.html",
+                                                                  "audio"}
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count('<audio controls src="data:audio/flac;base64,') == 6  # 2 tracks x mixture, vocals, accompaniment
+    assert page.count("data:image/png;base64,") == 1 and "oracle IBM" in page
+    assert all(track in page for track in report["tracks"])
 
 
 def test_separate_file_keeps_rate_and_channels_and_sums_to_mixture(tmp_path):

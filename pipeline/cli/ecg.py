@@ -1,4 +1,4 @@
-"""ECG commands: predict, scalogram, evaluate ecg, train ecg."""
+"""ECG commands: predict, scalogram, explain, evaluate ecg, train ecg."""
 
 from __future__ import annotations
 
@@ -62,12 +62,49 @@ def scalogram(
     typer.echo(str(out))
 
 
+@app.command()
+def explain(
+    records: list[Path] = typer.Argument(..., help="WFDB records: record.hea, record.dat, record.mat or the bare name."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name, NAME@RUN, or folder. Default: ecg-default."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for one <record>.png per record: the "
+                                       "12-lead ECG with each lead-second shaded by its saliency."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per record (saliency, deletion test)."),
+) -> None:
+    """Which leads and seconds drove the prediction: a 12 x seconds saliency map (Grad-CAM for
+    scalogram CNNs, integrated gradients for the 1-D CNN, weighted over ensemble members) and a
+    deletion test (removing the top 10% of lead-seconds against random ones)."""
+    from pipeline.ecg.explain import explain_paths
+    from pipeline.ecg.predict import resolve_model
+
+    loaded = resolve_model(model)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    results, notes, errors = explain_paths(loaded, records, out)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    for result in results:
+        if as_json:
+            typer.echo(json.dumps({k: v for k, v in result.items() if k != "truth"}))
+        else:
+            leads = [sum(row) for row in result["saliency"]]
+            top = sorted(range(len(leads)), key=lambda i: -leads[i])[:3]
+            where = ", ".join(f"{result['leads'][i]} {leads[i]:.0%}" for i in top)
+            deletion = result["deletion"]
+            typer.echo(f"{result['record']}\t{result['label']} {result['probabilities'][result['label']]:.3f}\t"
+                       f"top leads {where}\tdeletion drop {deletion['drop_salient']:.3f} (random {deletion['drop_random']:.3f})")
+    if errors:
+        for failure in errors:
+            typer.echo(f"error: {failure['error']}", err=True)
+        raise SystemExit(2)
+
+
 @evaluate_app.command("ecg")
 def evaluate_ecg(
     data: list[Path] = typer.Argument(..., help="Folders of WFDB records (labels from #Dx) or manifest CSVs."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name, NAME@RUN, folder, or 'rule'."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json, confusion.png and reliability.png."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json, confusion.png, reliability.png "
+                                       "and report.html (metrics, plots, every misclassified record explained)."),
     backend: str = typer.Option("auto", help="auto, onnx or torch."),
     only: Optional[Path] = typer.Option(None, "--only", help="Record list file: evaluate just these records "
                                         "(e.g. configs/ecg/splits/chapman-test.txt, the internal test split)."),

@@ -67,7 +67,7 @@ def evaluate_separator_command(
     data: Path = typer.Argument(..., help="Folder of tracks: <track>/{mixture,vocals,accompaniment}.flac (or MUSDB stems)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model NAME, NAME@RUN or folder (default svs-default)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json, tracks.csv and gnsdr.png."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json, tracks.csv, gnsdr.png and report.html (with stems to play)."),
     subset: str = typer.Option("all", "--subset", help="all, or test = only the tracks the model held out in training."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's, 0.35)."),
     wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),

@@ -11,6 +11,7 @@ from pipeline.atomic import atomic_path
 from pipeline.ecg.bundle import LoadedModel
 from pipeline.ecg.predict import member_probabilities, predict_prepared, resolve_model
 from pipeline.ecg.prepare import find_all, prepare_many
+from pipeline.ecg.report_page import write_ecg_page
 from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
 from pipeline.evaluation import (calibration_report, classification_report, plot_confusion, plot_reliability,
@@ -96,9 +97,11 @@ def member_breakdown(model: LoadedModel, per_member: np.ndarray, truth: np.ndarr
 
 def evaluate_folder(data: str | Path | list, model_spec: str | None, backend: str = "auto", out: Path | None = None,
                     only: str | Path | None = None) -> dict:
-    """:func:`evaluate_paths` on the records of ``data`` (restricted to ``only``), written to ``out``."""
+    """:func:`evaluate_paths` on the records of ``data`` (restricted to ``only``), written to ``out``
+    (``report.json``, the plots, and ``report.html`` with explanations of the errors)."""
     model = resolve_model(model_spec, backend=backend)
-    report = evaluate_paths(model, select_records(data, only))
+    paths = select_records(data, only)
+    report = evaluate_paths(model, paths)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "report.json") as tmp:
@@ -106,4 +109,5 @@ def evaluate_folder(data: str | Path | list, model_spec: str | None, backend: st
         plot_confusion(report["confusion"], model.meta["classes"], out / "confusion.png",
                        f"{model.label}: accuracy {report['accuracy']:.3f}")
         plot_reliability(report["calibration"], out / "reliability.png", model.label)
+        write_ecg_page(report, model, paths, out)
     return report

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.svs.report_page import LISTEN_SECONDS, write_separator_page
 
 SOURCES = ("vocals", "accompaniment")
+LISTEN_TRACKS = 3  # tracks whose stems report.html lets you play
 
 
 def bss(refs: np.ndarray, ests: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,13 +56,13 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
     :func:`~pipeline.svs.separate.separate_array`.
 
     Returns the report dict (see :func:`evaluate_separator`); with ``out`` also writes
-    ``report.json``, ``tracks.csv`` and ``gnsdr.png`` there.
+    ``report.json``, ``tracks.csv``, ``gnsdr.png`` and ``report.html`` there.
     """
     from pipeline.svs.separate import separate_array
 
     cfg = sep.config
     sr = cfg.stft.sample_rate
-    rows, notes = [], []
+    rows, notes, listen = [], [], {}
     iterator = tracks
     if progress:
         from tqdm import tqdm
@@ -89,6 +91,9 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
                 row[f"{name}_sar_{src}"] = float(sar[k])
                 row[f"{name}_nsdr_{src}"] = float(sdr[k] - floor[0][k])
         rows.append(row)
+        if len(listen) < LISTEN_TRACKS:
+            cut = slice(0, int(LISTEN_SECONDS * sr))
+            listen[track.track_id] = {"mixture": mix[cut], "vocals": est_v[cut], "accompaniment": (mix - est_v)[cut]}
     if not rows:
         raise UserError("no track could be evaluated (every reference stem or estimate was silent: "
                         + "; ".join(notes[:3]) + ")")
@@ -97,7 +102,7 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
     report["wiener"] = sep.config.separate.wiener if wiener is None else wiener
     report["notes"] = notes
     if out is not None:
-        write_report(report, rows, Path(out))
+        write_report(report, rows, Path(out), listen, sr)
     return report
 
 
@@ -129,8 +134,9 @@ def summarise(rows: list[dict], sep) -> dict:
     }
 
 
-def write_report(report: dict, rows: list[dict], out: Path) -> None:
-    """``report.json``, per-track ``tracks.csv`` and a ``gnsdr.png`` bar/scatter plot."""
+def write_report(report: dict, rows: list[dict], out: Path, listen: dict, sr: int) -> None:
+    """``report.json``, per-track ``tracks.csv``, a ``gnsdr.png`` bar/scatter plot, and ``report.html``
+    with the model's stems of the ``listen`` tracks (``{track: {stem: samples}}``) to play."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,6 +166,7 @@ def write_report(report: dict, rows: list[dict], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "gnsdr.png", dpi=100)
     plt.close(fig)
+    write_separator_page(report, rows, out, listen, sr)
 
 
 def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progress: bool = False,
@@ -169,7 +176,7 @@ def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progr
     Args:
         data: folder of tracks.
         model: model folder, ``NAME`` or ``NAME@RUN`` (default ``svs-default``).
-        out: folder for ``report.json``, ``tracks.csv``, ``gnsdr.png``.
+        out: folder for ``report.json``, ``tracks.csv``, ``gnsdr.png``, ``report.html``.
         subset: ``all`` tracks, or ``test`` = only the tracks the model held out when it
             was trained (recorded in its ``model.json``).
         threshold, wiener: override the model's inference settings.

@@ -267,7 +267,8 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         files = {p.name: p for p in sorted((tmp / "model").iterdir())}
         if report is not None:
             files.update({"eval_report.json": tmp / "eval" / "report.json", "eval_tracks.csv": tmp / "eval" / "tracks.csv",
-                          "eval_gnsdr.png": tmp / "eval" / "gnsdr.png"})
+                          "eval_gnsdr.png": tmp / "eval" / "gnsdr.png",
+                          "eval_report.html": tmp / "eval" / "report.html"})
         write_model_card(tmp / "MODEL_CARD.md", cfg, meta_extra, report, data=str(data))
         files["MODEL_CARD.md"] = tmp / "MODEL_CARD.md"
         prefix = ("models", "svs", cfg.name)
