@@ -112,11 +112,11 @@ def test_occlusion_fills_lead_median_in_the_image_and_zero_in_the_signal():
 
     (record,), _ = _synthetic_records(1, seed=2)
     cells = np.zeros((12, N_WINDOWS), dtype=bool)
-    cells[3, 4] = True
+    cells[3, 2] = True
     out = occlude(record, cells)
-    block = out.image[3 * ROWS:4 * ROWS, 4 * COLS:5 * COLS]
+    block = out.image[3 * ROWS:4 * ROWS, 2 * COLS:3 * COLS]
     assert np.all(block == np.median(record.image[3 * ROWS:4 * ROWS]))
-    assert np.all(out.signal[3, 400:500] == 0) and np.count_nonzero(out.signal[3]) == 900
+    assert np.all(out.signal[3, 200:300] == 0) and np.count_nonzero(out.signal[3]) == 100 * (N_WINDOWS - 1)
     changed = np.argwhere(out.image != record.image)
     assert changed[:, 0].min() >= 3 * ROWS and changed[:, 0].max() < 4 * ROWS
     assert np.array_equal(record.image[0], out.image[0])  # the input is not modified
