@@ -38,11 +38,13 @@ HOUR = 3600
 
 
 def transient(task, task_run, state) -> bool:
-    """Retry condition: anything but a ``UserError`` (a wrong input fails the same way again)."""
+    """Retry condition: anything but a ``UserError`` (a wrong input fails the same way again),
+    except a ``UserError`` raised from an ``OSError``: an I/O failure worded for people (the store
+    does this) may pass on the next attempt."""
     try:
         state.result()
-    except UserError:
-        return False
+    except UserError as exc:
+        return isinstance(exc.__cause__, OSError)
     except Exception:  # noqa: BLE001 - any other failure may be transient (I/O, CUDA, network)
         return True
     return True

@@ -24,6 +24,8 @@ ATTEMPTS: list[str] = []
 @task(**{**IO_RETRIES, "retry_delay_seconds": 0})
 def failing(kind: str) -> None:
     ATTEMPTS.append(kind)
+    if kind == "store":  # the store words an I/O failure for people: still worth a retry
+        raise UserError("cannot write the run") from OSError("connection reset")
     raise (UserError if kind == "user" else OSError)(f"{kind} error")
 
 
@@ -32,7 +34,7 @@ def run_failing(kind: str) -> None:
     failing(kind)
 
 
-@pytest.mark.parametrize("kind, attempts", [("user", 1), ("io", 4)])
+@pytest.mark.parametrize("kind, attempts", [("user", 1), ("io", 4), ("store", 4)])
 def test_only_transient_errors_are_retried(kind, attempts):
     ATTEMPTS.clear()
     assert run_failing(kind, return_state=True).is_failed()
@@ -98,8 +100,9 @@ def test_failed_publish_leaves_no_orphan_and_retries_with_the_same_run_id(store_
         return original(self, source, *parts)
 
     monkeypatch.setattr(Store, "put_file", flaky)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="connection reset") as failure:  # one line for people ...
         publish_report.fn(store_root, ("reports", "t"), {"report.md": "x"}, run_id="run-1")
+    assert isinstance(failure.value.__cause__, OSError)  # ... and still retried by `transient`
     assert not (Path(store_root) / "reports" / "t" / "run-1").exists()
     uri = publish_report.fn(store_root, ("reports", "t"), {"report.md": "x"}, run_id="run-1")
     assert publish_report.fn(store_root, ("reports", "t"), {"report.md": "y"}, run_id="run-1") == uri
