@@ -114,9 +114,9 @@ def test_ensemble_trains_from_two_folders_without_seeing_the_holdout(tmp_path, t
     prepared_for_training = []
     real = prepare.prepare_path
 
-    def spy(path, cfg, cache_dir=None):
+    def spy(path, cfg, cache_dir=None, with_image=True):
         prepared_for_training.append(prepare.record_base(path).name)
-        return real(path, cfg, cache_dir)
+        return real(path, cfg, cache_dir, with_image)
 
     monkeypatch.setattr(prepare, "prepare_path", spy)
     result = cli("train", "ecg", "--config", tmp_path / "ens.yaml", "--data", folders[0], "--data", folders[1],
@@ -232,3 +232,17 @@ def test_equal_view_weights_fit_only_the_temperature():
     weights, temperature = fit_combiner(probs, labels, views=[0, 0, 1], fit_weights=False)
     np.testing.assert_allclose(weights, [0.25, 0.25, 0.5])
     assert temperature != pytest.approx(1.0)
+
+
+def test_member_fingerprint_ignores_the_ensemble_around_a_member():
+    from pipeline.ecg.ensemble import member_config, member_fingerprint
+
+    first = EcgConfig.model_validate(SMALL_ENSEMBLE)
+    other = EcgConfig.model_validate({**SMALL_ENSEMBLE, "name": "other", "holdout": "x.txt",
+                                      "model": {"name": "ensemble", "view_weights": "equal",
+                                                "members": [SMALL_ENSEMBLE["model"]["members"][1]]},
+                                      "train": {**SMALL_ENSEMBLE["train"], "parallel": 2}})
+    cnn1d_seed0 = member_fingerprint(member_config(first, 1, 0))
+    assert member_fingerprint(member_config(other, 0, 0)) == cnn1d_seed0  # same network, seed, data setup
+    assert member_fingerprint(member_config(first, 1, 1)) != cnn1d_seed0  # another seed
+    assert member_fingerprint(member_config(first, 0, 0)) != cnn1d_seed0  # another network
