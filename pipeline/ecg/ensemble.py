@@ -10,6 +10,7 @@ trainings finish in about the time of one two-threaded training.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,6 @@ def member_config(cfg: EcgConfig, view: int, seed: int) -> EcgConfig:
 def member_fingerprint(mcfg: EcgConfig) -> str:
     """Hash of what shapes a trained member: its inputs, network, training and seed (not the
     ensemble's name, data paths, parallelism or combiner settings)."""
-    import json
-
     shape = mcfg.model_dump(mode="json", include={"seed", "classes", "preprocess", "scalogram", "train"})
     shape["train"].pop("parallel")
     shape["model"] = mcfg.model.model_dump(mode="json", include={"name", "args", "rhythm_features"})
