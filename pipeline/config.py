@@ -130,6 +130,15 @@ class EcgConfig(StrictModel):
     model: EcgModel = Field(default_factory=EcgModel)
     train: EcgTrain = Field(default_factory=EcgTrain)
 
+    def member_train(self, view: int) -> EcgTrain:
+        """The train section of ensemble view ``view``: this config's, with the member's overrides."""
+        return EcgTrain.model_validate({**self.train.model_dump(), **self.model.members[view].train})
+
+    @model_validator(mode="after")
+    def _check_member_train(self) -> "EcgConfig":
+        for view in range(len(self.model.members)):  # fail at load time, not after preparing the data
+            self.member_train(view)
+        return self
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 

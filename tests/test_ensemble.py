@@ -178,6 +178,8 @@ def test_ensemble_config_needs_members():
         EcgConfig.model_validate({"model": {"name": "ensemble"}})
     with pytest.raises(ValidationError, match="members"):
         EcgConfig.model_validate({"model": {"name": "cnn1d", "members": [{"name": "cnn1d"}]}})
+    with pytest.raises(ValidationError, match="epochs"):  # a bad member override fails at load, before any data work
+        EcgConfig.model_validate({"model": {"name": "ensemble", "members": [{"name": "cnn1d", "train": {"epochs": 0}}]}})
 
 
 def test_evaluate_only_listed_records_with_calibration_and_flutter(tmp_path, cli):

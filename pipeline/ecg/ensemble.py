@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import EcgConfig, EcgTrain
+from pipeline.config import EcgConfig
 from pipeline.errors import UserError
 from pipeline.evaluation import calibration_report, classification_report, plot_reliability, subgroup_recall
 
@@ -26,10 +26,7 @@ _SHARED: dict = {}
 def member_config(cfg: EcgConfig, view: int, seed: int) -> EcgConfig:
     """The ensemble config with one member's network, seed and train overrides."""
     member = cfg.model.members[view]
-    try:
-        train = EcgTrain.model_validate({**cfg.train.model_dump(), **member.train})
-    except Exception as exc:  # pydantic's message, one line
-        raise UserError(f"ensemble member {view} ({member.name}): invalid train overrides: {exc}".replace("\n", " ")) from exc
+    train = cfg.member_train(view)
     model = {"name": member.name, "args": member.args, "rhythm_features": member.rhythm_features}
     return cfg.model_copy(update={"name": f"{cfg.name}-m{view}-s{seed}", "seed": seed, "model": type(cfg.model)(**model),
                                   "train": train})
@@ -128,6 +125,8 @@ def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress:
     weights, temperature = fit_combiner(member_probs, val_labels, [r["view"] for r in results],
                                         fit_weights=cfg.model.view_weights == "fitted")
     ensemble_probs = combine(member_probs, weights, temperature)
+    if not np.isfinite(ensemble_probs).all():
+        raise UserError("ensemble produced non-finite probabilities on the validation part")
     flutter = dataset.flutter()[split[1]]
     rule_probs = rule_predict(dataset.features()[split[1]], tuple(cfg.classes))
 
@@ -151,8 +150,6 @@ def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress:
                   "weights": [float(w) for w in weights], "temperature": temperature}
     save_ensemble(folder, cfg, members, weights, temperature, {"run_id": run_id})
     plot_reliability(validation["ensemble"]["calibration"], folder / "reliability.png", f"{cfg.name}: validation part")
-    if not np.isfinite(ensemble_probs).all():
-        raise UserError("ensemble produced non-finite probabilities on the validation part")
     return {"validation": validation, "device": str(resolve_device(cfg.train.device)), "parallel": parallel}
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.ecg.bundle import LoadedModel
-from pipeline.ecg.predict import member_probabilities, predict_prepared, resolve_model
+from pipeline.ecg.predict import ensemble_probabilities, member_probabilities, predict_prepared, resolve_model
 from pipeline.ecg.prepare import find_all, prepare_many
 from pipeline.ecg.report_page import write_ecg_page
 from pipeline.ecg.splits import read_record_list
@@ -50,10 +50,8 @@ def evaluate_paths(model: LoadedModel, paths: list[Path], progress: bool = True)
     truth = np.array([classes.index(r.label.label) for r in prepared])
     flutter = np.array([r.label.flutter for r in prepared], dtype=bool)
     if model.members:
-        from pipeline.ecg.combine import combine
-
         per_member = member_probabilities(model, prepared)
-        probabilities = combine(per_member, np.asarray(model.meta["weights"]), model.meta["temperature"])
+        probabilities = ensemble_probabilities(model, per_member)
     else:
         probabilities = predict_prepared(model, prepared)
     predicted = probabilities.argmax(1)

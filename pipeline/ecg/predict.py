@@ -78,9 +78,7 @@ def predict_prepared(model: LoadedModel, records: list[PreparedRecord]) -> np.nd
     classes = model.meta["classes"]
     features = np.stack([r.features for r in records])
     if model.members:
-        from pipeline.ecg.combine import combine
-
-        return combine(member_probabilities(model, records), np.asarray(model.meta["weights"]), model.meta["temperature"])
+        return ensemble_probabilities(model, member_probabilities(model, records))
     if model.runner is None:
         return rule_predict(features, tuple(classes), **model.meta["model_args"])
     cfg = model.config
@@ -105,6 +103,13 @@ def predict_prepared(model: LoadedModel, records: list[PreparedRecord]) -> np.nd
 def member_probabilities(model: LoadedModel, records: list[PreparedRecord]) -> np.ndarray:
     """(members, records, classes): each ensemble member's own probabilities."""
     return np.stack([predict_prepared(member, records) for member in model.members])
+
+
+def ensemble_probabilities(model: LoadedModel, per_member: np.ndarray) -> np.ndarray:
+    """The ensemble's probabilities from its members' (its weights and temperature)."""
+    from pipeline.ecg.combine import combine
+
+    return combine(per_member, np.asarray(model.meta["weights"]), model.meta["temperature"])
 
 
 def predict_paths(model: LoadedModel, paths: list[str | Path], batch: int = 64) -> tuple[list[dict], list[str], list[dict]]:
