@@ -248,3 +248,12 @@ def test_member_fingerprint_ignores_the_ensemble_around_a_member():
     assert member_fingerprint(member_config(other, 0, 0)) == cnn1d_seed0  # same network, seed, data setup
     assert member_fingerprint(member_config(first, 1, 1)) != cnn1d_seed0  # another seed
     assert member_fingerprint(member_config(first, 0, 0)) != cnn1d_seed0  # another network
+
+
+def test_member_fingerprint_follows_the_scalogram_only_for_members_that_read_it():
+    from pipeline.ecg.ensemble import member_config, member_fingerprint
+
+    first = EcgConfig.model_validate(SMALL_ENSEMBLE)
+    finer = EcgConfig.model_validate({**SMALL_ENSEMBLE, "scalogram": {"n_scales": 16, "scale_rows_per_lead": 16}})
+    assert member_fingerprint(member_config(finer, 1, 0)) == member_fingerprint(member_config(first, 1, 0))  # 1-D CNN
+    assert member_fingerprint(member_config(finer, 0, 0)) != member_fingerprint(member_config(first, 0, 0))  # scalogram CNN

@@ -34,8 +34,12 @@ def member_config(cfg: EcgConfig, view: int, seed: int) -> EcgConfig:
 
 def member_fingerprint(mcfg: EcgConfig) -> str:
     """Hash of what shapes a trained member: its inputs, network, training and seed (not the
-    ensemble's name, data paths, parallelism or combiner settings)."""
-    shape = mcfg.model_dump(mode="json", include={"seed", "classes", "preprocess", "scalogram", "train"})
+    ensemble's name, data paths, parallelism or combiner settings, nor the scalogram settings
+    for a member that reads the signal)."""
+    from pipeline.ecg.train import input_kind_of
+
+    inputs = {"seed", "classes", "preprocess", "train"} | ({"scalogram"} if input_kind_of(mcfg) == "scalogram" else set())
+    shape = mcfg.model_dump(mode="json", include=inputs)
     shape["train"].pop("parallel")
     shape["model"] = mcfg.model.model_dump(mode="json", include={"name", "args", "rhythm_features"})
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
