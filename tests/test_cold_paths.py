@@ -12,7 +12,8 @@ import sys
 
 from tests.conftest import REPO, SAMPLE_ECG
 
-HEAVY = ("torch", "timm", "prefect", "matplotlib", "librosa", "scipy.fft", "scipy.signal", "scipy.ndimage")
+HEAVY = ("torch", "timm", "prefect", "matplotlib", "librosa", "pandas", "scipy.fft", "scipy.signal", "scipy.ndimage",
+         "scipy.sparse")
 RUN_AND_LIST = (
     "import json, sys\n"
     "from pipeline.cli import main\n"

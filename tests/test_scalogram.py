@@ -55,7 +55,7 @@ def test_multirate_columns_match_full_resolution_then_resize(n_out):
     x = _sample_leads(4)
     freqs = scale_frequencies(0.5, 100, 64)
     full = cwt_magnitude(x, 500, freqs)
-    reference = (resize_matrix(5000, n_out) @ full.reshape(-1, 5000).T).T.reshape(4, 64, n_out)
+    reference = resize_matrix(5000, n_out).apply(full)
     fast = cwt_magnitude(x, 500, freqs, n_out=n_out)
     assert fast.shape == reference.shape
     row_error = np.abs(fast - reference).max(axis=(0, 2)) / reference.max(axis=(0, 2))
@@ -71,7 +71,20 @@ def test_resize_matrix_equals_torch_antialiased_bilinear():
         torch.from_numpy(image)[None, None], size=(8, 32), mode="bilinear", antialias=True, align_corners=False
     )[0, 0].numpy()
     np.testing.assert_allclose(ours, reference, atol=1e-4)
-    assert np.allclose(resize_matrix(500, 32).sum(axis=1), 1.0)
+    assert np.allclose(resize_matrix(500, 32).toarray().sum(axis=1), 1.0)
+    np.testing.assert_allclose(resize_matrix(500, 32).apply(image), image @ resize_matrix(500, 32).toarray().T, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [2, 3, 8])
+def test_strided_resize_interpolates_the_missing_samples(stride):
+    """The strided band equals: linear interpolation of every stride-th sample, then the resize."""
+    from pipeline.transforms.scalogram import _strided_resize_matrix
+
+    n, n_out = 5000, 640
+    known = np.random.default_rng(1).random((3, (n - 1) // stride + 2)).astype(np.float32)
+    full = np.stack([np.interp(np.arange(n), np.arange(known.shape[1]) * stride, row) for row in known])
+    np.testing.assert_allclose(_strided_resize_matrix(n, stride, n_out).apply(known),
+                               resize_matrix(n, n_out).apply(full), rtol=1e-4, atol=1e-5)
 
 
 def test_stacked_image_layout_and_windows():
