@@ -114,9 +114,9 @@ def test_ensemble_trains_from_two_folders_without_seeing_the_holdout(tmp_path, t
     prepared_for_training = []
     real = prepare.prepare_path
 
-    def spy(path, cfg, cache_dir=None, with_image=True):
+    def spy(path, cfg, cache_dir=None, needed=prepare.EVERYTHING):
         prepared_for_training.append(prepare.record_base(path).name)
-        return real(path, cfg, cache_dir, with_image)
+        return real(path, cfg, cache_dir, needed)
 
     monkeypatch.setattr(prepare, "prepare_path", spy)
     result = cli("train", "ecg", "--config", tmp_path / "ens.yaml", "--data", folders[0], "--data", folders[1],
@@ -151,6 +151,13 @@ def test_ensemble_round_trip_torch_and_onnx_agree(tmp_path):
     by_onnx, _, errors = predict_paths(load_bundle(tmp_path, "onnx"), records)
     by_torch, _, _ = predict_paths(load_bundle(tmp_path, "torch"), records)
     assert not errors and len(by_onnx) == 3
+    from pipeline.ecg.predict import predict_prepared
+    from pipeline.ecg.prepare import Needed, prepare_path
+
+    bundle = load_bundle(tmp_path, "onnx")
+    assert bundle.needed == Needed(image=True, features=False)  # no member reads rhythm features
+    everything = predict_prepared(bundle, [prepare_path(r, bundle.config) for r in records])
+    np.testing.assert_allclose([list(r["probabilities"].values()) for r in by_onnx], everything, atol=1e-4)
     from pipeline.ecg.evaluate import evaluate_paths
 
     report = evaluate_paths(load_bundle(tmp_path), [SAMPLE_ECG / "JS00007", SAMPLE_ECG / "JS00013"], progress=False)

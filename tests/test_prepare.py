@@ -57,13 +57,17 @@ def test_streamed_prediction_in_small_batches_equals_one_batch(tmp_path):
         np.testing.assert_allclose(got, expected, atol=1e-3)
 
 
-def test_signal_only_models_skip_the_scalogram_with_identical_inputs():
+def test_preparation_skips_what_a_model_does_not_read_with_identical_inputs():
     from pipeline.ecg.predict import resolve_model
+    from pipeline.ecg.prepare import Needed
 
     cfg = EcgConfig()
     full = prepare_path(SAMPLE_ECG / "JS00007", cfg)
-    lean = prepare_path(SAMPLE_ECG / "JS00007", cfg, with_image=False)
-    assert lean.image.size == 0 and full.image.size > 0
-    np.testing.assert_array_equal(lean.signal, full.signal)
-    np.testing.assert_array_equal(lean.features, full.features)
-    assert not resolve_model("rule").needs_image
+    signal_only = prepare_path(SAMPLE_ECG / "JS00007", cfg, needed=Needed(image=False))
+    assert signal_only.image.size == 0 and full.image.size > 0
+    np.testing.assert_array_equal(signal_only.signal, full.signal)
+    np.testing.assert_array_equal(signal_only.features, full.features)
+    image_only = prepare_path(SAMPLE_ECG / "JS00007", cfg, needed=Needed(features=False))
+    assert image_only.features.size == 0
+    np.testing.assert_array_equal(image_only.image, full.image)
+    assert resolve_model("rule").needed == Needed(image=False, features=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import EcgConfig
+from pipeline.ecg.prepare import Needed
 from pipeline.errors import UserError
 
 META = "model.json"
@@ -174,11 +175,15 @@ class LoadedModel:
         return EcgConfig.model_validate(self.meta["config"])
 
     @property
-    def needs_image(self) -> bool:
-        """Whether any network here reads the scalogram (else preparation can skip the CWT)."""
+    def needed(self) -> Needed:
+        """What preparation must compute for this model (it skips the CWT when no network reads
+        the scalogram, the rhythm features when only networks without them are involved)."""
         if self.members:
-            return any(member.needs_image for member in self.members)
-        return self.meta.get("input_kind") == "scalogram"
+            parts = [member.needed for member in self.members]
+            return Needed(any(p.image for p in parts), any(p.features for p in parts))
+        if self.runner is None:  # the rule
+            return Needed(image=False, features=True)
+        return Needed(self.meta.get("input_kind") == "scalogram", bool(self.meta["n_features"]))
 
     @property
     def label(self) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 from pipeline.atomic import atomic_path
 from pipeline.ecg.bundle import LoadedModel
 from pipeline.ecg.predict import ensemble_probabilities, member_probabilities, predict_prepared, resolve_model
-from pipeline.ecg.prepare import find_all, prepare_many
+from pipeline.ecg.prepare import Needed, find_all, prepare_many
 from pipeline.ecg.report_page import write_ecg_page
 from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
@@ -38,7 +38,7 @@ def evaluate_paths(model: LoadedModel, paths: list[Path], progress: bool = True)
     cfg = model.config
     classes = model.meta["classes"]
     prepared, skipped = [], []
-    for path, record in zip(paths, prepare_many(paths, cfg, progress=progress, with_image=model.needs_image)):
+    for path, record in zip(paths, prepare_many(paths, cfg, progress=progress, needed=Needed(model.needed.image))):
         if isinstance(record, UserError):
             skipped.append({"record": path.name, "reason": str(record)})
         elif record.label.status != "ok" or record.label.label not in classes:

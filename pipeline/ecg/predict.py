@@ -141,7 +141,7 @@ def predict_paths(model: LoadedModel, paths: list[str | Path], batch: int = 64) 
         pending.clear()
 
     for path, record in zip(paths, iter_prepared([Path(p) for p in paths], model.config, progress=False,
-                                                    with_image=model.needs_image)):
+                                                    needed=model.needed)):
         if isinstance(record, UserError):
             errors.append({"record": str(path), "error": str(record)})
             continue

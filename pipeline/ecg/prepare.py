@@ -23,6 +23,18 @@ CACHE_VERSION = 2  # bump when the cached fields change (2: flutter flag)
 SIGNAL_RATE_HZ = 100.0  # the 1D CNN sees the filtered signal at 100 Hz (rhythm needs no more)
 
 
+@dataclass(frozen=True)
+class Needed:
+    """Which costly inputs a model reads; preparation skips the rest for prediction: the
+    scalogram is the costliest step, the rhythm features ~4 ms of a ~20-ms record."""
+
+    image: bool = True
+    features: bool = True
+
+
+EVERYTHING = Needed()
+
+
 @dataclass
 class PreparedRecord:
     """Model inputs of one record.
@@ -57,26 +69,27 @@ def preprocess_signal(record: EcgRecord, cfg: EcgConfig) -> tuple[np.ndarray, st
     )
 
 
-def prepare_record(record: EcgRecord, cfg: EcgConfig, with_image: bool = True) -> PreparedRecord:
-    """Every model input for ``record`` under ``cfg``; ``with_image=False`` skips the scalogram (the
-    costliest step) for models that never look at it: the rule and signal-only networks."""
+def prepare_record(record: EcgRecord, cfg: EcgConfig, needed: Needed = EVERYTHING) -> PreparedRecord:
+    """Every model input for ``record`` under ``cfg``; what ``needed`` leaves out comes back empty
+    (the rule and signal-only networks never look at the scalogram, most networks not at the
+    rhythm features)."""
     x, note = preprocess_signal(record, cfg)
     fs = cfg.preprocess.fs
-    features = rhythm_features(x, fs)
+    features = rhythm_features(x, fs) if needed.features else np.zeros(0, np.float32)
     x = ecg_tf.normalise(x)
-    image = stacked_scalogram(x, ScalogramSpec.from_config(cfg.scalogram, fs)) if with_image else np.zeros((0, 0), np.float32)
+    image = stacked_scalogram(x, ScalogramSpec.from_config(cfg.scalogram, fs)) if needed.image else np.zeros((0, 0), np.float32)
     slow = ecg_tf.resample(x, fs, SIGNAL_RATE_HZ)
     return PreparedRecord(record.name, image, slow, features, rhythm_label(record.dx_codes), note)
 
 
-def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None, with_image: bool = True) -> PreparedRecord:
+def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None, needed: Needed = EVERYTHING) -> PreparedRecord:
     """``prepare_record(read_record(path))`` with an optional on-disk cache.
 
     Cache entries live under ``cache_dir/<preprocess+scalogram config hash>/`` and are named
     by the record's content hash, so a changed file or config never reads a stale entry.
     """
     if cache_dir is None:
-        return prepare_record(read_record(path), cfg, with_image)
+        return prepare_record(read_record(path), cfg, needed)
     base = record_base(path)
     digest = hashlib.sha256()
     for suffix in (".hea", ".mat", ".dat"):
@@ -157,24 +170,24 @@ def find_all(sources: str | Path | list, exclude: set[str] = frozenset()) -> tup
 
 
 def _prepare_or_error(args: tuple) -> PreparedRecord | UserError:
-    path, cfg, cache_dir, with_image = args
+    path, cfg, cache_dir, needed = args
     try:
-        return prepare_path(path, cfg, cache_dir, with_image)
+        return prepare_path(path, cfg, cache_dir, needed)
     except UserError as exc:
         return exc
 
 
 def prepare_many(
     paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True,
-    with_image: bool = True,
+    needed: Needed = EVERYTHING,
 ) -> list[PreparedRecord | UserError]:
     """Every record of :func:`iter_prepared` in a list (input order)."""
-    return list(iter_prepared(paths, cfg, cache_dir, workers, progress, with_image))
+    return list(iter_prepared(paths, cfg, cache_dir, workers, progress, needed))
 
 
 def iter_prepared(
     paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True,
-    with_image: bool = True,
+    needed: Needed = EVERYTHING,
 ) -> Iterator[PreparedRecord | UserError]:
     """Prepare records in worker processes (one per core), yielded in input order as they are
     ready; a bad record yields its UserError.
@@ -191,7 +204,7 @@ def iter_prepared(
     from tqdm.auto import tqdm
 
     workers = workers or min(os.cpu_count() or 1, 8)
-    jobs = [(path, cfg, cache_dir, with_image) for path in paths]
+    jobs = [(path, cfg, cache_dir, needed) for path in paths]
     if workers <= 1 or len(jobs) < 16:
         yield from map(_prepare_or_error, tqdm(jobs, desc="prepare records", disable=not progress, leave=False))
         return
