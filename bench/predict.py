@@ -47,6 +47,7 @@ def main() -> None:
     onnx_rate = warm_records_per_s(records, "auto", args.model)
     torch_rate = warm_records_per_s(records, "torch", args.model)
     result = {
+        "model": args.model,
         "cold_seconds": cold_s,
         "import_torch_seconds": torch_s,
         "cold_vs_import_torch": cold_s / torch_s,
