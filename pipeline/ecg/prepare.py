@@ -19,7 +19,7 @@ from pipeline.transforms import ecg as ecg_tf
 from pipeline.transforms.rhythm import FEATURES_VERSION, rhythm_features
 from pipeline.transforms.scalogram import ScalogramSpec, stacked_scalogram
 
-CACHE_VERSION = 2  # bump when the cached fields change (2: flutter flag)
+CACHE_VERSION = 3  # bump when the cached fields or their values change (2: flutter flag; 3: CWT stride rule)
 SIGNAL_RATE_HZ = 100.0  # the 1D CNN sees the filtered signal at 100 Hz (rhythm needs no more)
 
 
