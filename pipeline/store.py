@@ -47,7 +47,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from pipeline import __version__
 from pipeline.atomic import publish_mode
-from pipeline.errors import UserError, env_seconds
+from pipeline.errors import UserError, env_seconds, one_line
 
 MANIFEST = "manifest.json"
 LATEST = "latest.json"
@@ -58,6 +58,7 @@ OPTIONS_ENV = "PIPELINE_STORE_OPTIONS"
 CLAIM_LEASE_ENV = "PIPELINE_CLAIM_LEASE_S"
 DEFAULT_CLAIM_LEASE_S = 3600.0
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_REACHED: set[str] = set()  # object stores whose bucket answered once in this process
 
 
 class RunExistsError(UserError):
@@ -204,8 +205,29 @@ class Store:
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        fs, _ = fsspec.core.url_to_fs(self.root, **self.options)
+        fs, base = fsspec.core.url_to_fs(self.root, **self.options)
+        if hasattr(fs, "split_path"):  # an object store (s3fs, gcsfs, adlfs): a bucket must answer
+            self._check_reachable(fs, fs.split_path(base)[0])
         return fs
+
+    def _check_reachable(self, fs: fsspec.AbstractFileSystem, bucket: str) -> None:
+        """One ``UserError`` line when the bucket cannot be reached (checked once per process).
+
+        Otherwise a wrong endpoint, missing credentials or a missing bucket read as an empty
+        store: ``predict`` fell back to the bundled model and listings printed nothing.
+        """
+        key = json.dumps([self.root, self.options], sort_keys=True, default=str)
+        if key in _REACHED:
+            return
+        try:
+            fs.info(bucket)
+        except FileNotFoundError as exc:
+            raise UserError(f"the artifact store {self.root} has no bucket {bucket!r} at its endpoint "
+                            f"(check PIPELINE_STORE and {OPTIONS_ENV})") from exc
+        except Exception as exc:  # noqa: BLE001 - botocore, aiohttp and OSError types all mean "unreachable"
+            raise UserError(f"cannot reach the artifact store {self.root}: {one_line(exc)} "
+                            f"(check PIPELINE_STORE, {OPTIONS_ENV} and the credentials)") from exc
+        _REACHED.add(key)
 
     @property
     def _base(self) -> str:

@@ -406,6 +406,65 @@ def test_unwritable_store_is_refused_before_separating(cli, tmp_path, monkeypatc
                       contains="artifact store")
 
 
+@pytest.fixture
+def endpoint_404():
+    """An HTTP endpoint that answers 404 to every request (a wrong S3 endpoint URL)."""
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no server", "cannot reach the artifact store"),
+    ("404", "has no bucket 'no-bucket'"),
+    ("no credentials", "Unable to locate credentials"),
+])
+def test_unreachable_object_store_is_one_line(cli, monkeypatch, tmp_path, endpoint_404, case, message):
+    import json
+
+    s3fs = pytest.importorskip("s3fs")
+    monkeypatch.setattr(s3fs.S3FileSystem, "retries", 1)  # fail fast: s3fs and botocore both retry
+    options = {"endpoint_url": endpoint_404, "key": "k", "secret": "s",
+               "config_kwargs": {"retries": {"max_attempts": 1}}}
+    if case == "no server":
+        options["endpoint_url"] = f"http://127.0.0.1:{_closed_port()}"
+    if case == "no credentials":
+        del options["key"], options["secret"]
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+            monkeypatch.setenv(name, str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("PIPELINE_STORE", f"s3://no-bucket/{case.replace(' ', '-')}")
+    monkeypatch.setenv("PIPELINE_STORE_OPTIONS", json.dumps(options))
+    for args in (["stems", "list"], ["models", "list"], ["predict", SAMPLE_ECG / "JS00007"]):
+        _assert_one_error(cli(*args), contains=message)
+
+
 def test_stray_files_in_listings_are_skipped_with_a_warning(cli, tmp_path, tmp_store):
     _published_stems(tmp_store, tmp_path, None)
     (tmp_store / "stems" / "notes.txt").write_text("stray")

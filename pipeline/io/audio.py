@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.atomic import publish_mode
-from pipeline.errors import UserError
+from pipeline.errors import UserError, one_line
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"}
 LIBROSA_SUFFIXES = {".mp3"}
@@ -78,7 +78,7 @@ def probe_audio(path: str | os.PathLike, *, min_sample_rate: int = MIN_SAMPLE_RA
         try:
             info = sf.info(str(path))
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise UserError(f"{path} is not a readable audio file ({_short(exc)})") from exc
+            raise UserError(f"{path} is not a readable audio file ({one_line(exc)})") from exc
         sample_rate, channels, frames, fmt = int(info.samplerate), int(info.channels), int(info.frames), info.format
         if fmt == "WAV":
             _check_wav_complete(path, frames / max(sample_rate, 1))
@@ -142,13 +142,9 @@ def _load_mp3(path: Path) -> tuple[np.ndarray, int]:
             warnings.simplefilter("ignore")
             audio, sample_rate = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
     except Exception as exc:  # audioread raises many unrelated types
-        raise UserError(f"{path} is not a readable audio file ({_short(exc)})") from exc
+        raise UserError(f"{path} is not a readable audio file ({one_line(exc)})") from exc
     return np.atleast_2d(audio), int(sample_rate)
 
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def read_audio(
@@ -174,7 +170,7 @@ def read_audio(
         try:
             data, rate = sf.read(str(info.path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise UserError(f"{path} could not be decoded ({_short(exc)})") from exc
+            raise UserError(f"{path} could not be decoded ({one_line(exc)})") from exc
         audio = np.ascontiguousarray(data.T)
     if mono and audio.shape[0] > 1:
         audio = audio.mean(axis=0, keepdims=True)
@@ -220,7 +216,7 @@ def reading(path: Path):
     except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         if not path.exists():
             raise UserError(f"{path} disappeared while it was being read") from exc
-        raise UserError(f"{path} could not be decoded ({_short(exc)}); the file is damaged") from exc
+        raise UserError(f"{path} could not be decoded ({one_line(exc)}); the file is damaged") from exc
 
 
 def check_levels(info: AudioInfo, *, allow_clipping: bool = False) -> dict[str, float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError, env_seconds
+from pipeline.errors import UserError, env_seconds, one_line
 
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _LEAD_KEY = {name.upper(): name for name in STANDARD_LEADS}
@@ -332,7 +332,7 @@ def _read_with_wfdb(base: Path, header_path: Path) -> tuple[np.ndarray, float, l
     except Exception as exc:  # wfdb raises many types; find the cause
         _diagnose(wfdb, base, header_path)
         raise UserError(
-            f"cannot read the signal of {base.name}: {_one_line(exc)} (truncated or not matching its header?)"
+            f"cannot read the signal of {base.name}: {one_line(exc)} (truncated or not matching its header?)"
         ) from exc
     signal = record.p_signal
     if signal is None or signal.ndim != 2 or signal.shape[0] != record.sig_len:
@@ -352,7 +352,7 @@ def _diagnose(wfdb, base: Path, header_path: Path) -> None:
             warnings.simplefilter("ignore")
             wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for malformed headers
-        raise UserError(f"{header_path} is not a valid WFDB header: {_one_line(exc)}") from exc
+        raise UserError(f"{header_path} is not a valid WFDB header: {one_line(exc)}") from exc
 
 
 def to_standard_leads(record: EcgRecord) -> np.ndarray:
@@ -382,7 +382,3 @@ def _import_wfdb():
         import wfdb
     return wfdb
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
