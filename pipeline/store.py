@@ -34,19 +34,21 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable, Iterator
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from pipeline import __version__
-from pipeline.atomic import publish_mode
+from pipeline.atomic import atomic_path
 from pipeline.errors import UserError, env_seconds, one_line
 
 MANIFEST = "manifest.json"
@@ -170,12 +172,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _fsync_write(path: str | os.PathLike, write) -> None:
-    with open(path, "wb") as handle:
+def _write_local(target: str, write: Callable[[BinaryIO], Any]) -> None:
+    """Write through ``write(handle)`` to a temporary file, fsync it, then rename it onto ``target``.
+
+    A failure at any step (a full disk often shows only at fsync) leaves ``target`` as it was.
+    """
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
-    publish_mode(path)
 
 
 @dataclass(frozen=True)
@@ -263,42 +268,35 @@ class Store:
     def put_bytes(self, data: bytes, *parts: str) -> str:
         """Write ``data`` at ``parts``; atomic on local disk (temp file + fsync + rename), one PUT on S3."""
         target = self.path(*parts)
-        if self.is_local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=Path(target).parent)
-            os.close(fd)
-            try:
-                _fsync_write(tmp, lambda handle: handle.write(data))
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        else:
-            self.fs.pipe_file(target, data)
+        with self._writing(*parts):
+            if self.is_local:
+                _write_local(target, lambda handle: handle.write(data))
+            else:
+                self.fs.pipe_file(target, data)
         return self.uri(*parts)
 
     def put_file(self, source: str | Path, *parts: str) -> str:
         """Copy a local file into the store (atomically on local disk)."""
         target = self.path(*parts)
-        if self.is_local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=Path(target).parent)
-            os.close(fd)
 
-            def copy(handle) -> None:
-                with open(source, "rb") as src:
-                    while block := src.read(1 << 20):
-                        handle.write(block)
+        def copy(handle) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, handle, 1 << 20)
 
-            try:
-                _fsync_write(tmp, copy)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        else:
-            self.fs.put_file(str(source), target)
+        with self._writing(*parts):
+            if self.is_local:
+                _write_local(target, copy)
+            else:
+                self.fs.put_file(str(source), target)
         return self.uri(*parts)
+
+    @contextmanager
+    def _writing(self, *parts: str) -> Iterator[None]:
+        """A failed write (full disk, read-only store, no permission) as one ``UserError`` line."""
+        try:
+            yield
+        except OSError as exc:
+            raise UserError(f"cannot write {self.uri(*parts)}: {exc.strerror or one_line(exc)}") from exc
 
     def claim_run(self, *prefix: str) -> None:
         """Create ``<prefix>/.writer`` exclusively; raise ``RunExistsError`` if a live writer has it.
@@ -429,11 +427,10 @@ class Store:
                 raise UserError(f"file name {name!r} is reserved by the store")
         self.claim_run(*prefix)
         try:
-            self._write_run(prefix, files, kind=kind, config=config, metrics=metrics, inputs=inputs, extra=extra)
-        except BaseException as exc:
+            with self._writing(*prefix):
+                self._write_run(prefix, files, kind=kind, config=config, metrics=metrics, inputs=inputs, extra=extra)
+        except BaseException:
             self._abandon(prefix)
-            if isinstance(exc, OSError):
-                raise UserError(f"cannot write {self.uri(*prefix)}: {exc.strerror or exc}") from exc
             raise
         return self.uri(*prefix)
 

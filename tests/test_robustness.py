@@ -348,6 +348,31 @@ def test_failure_after_the_claim_cleans_the_run_folder(tmp_path, monkeypatch):
     store.publish_run(("stems", "song", "r"), {"a.wav": _source(tmp_path)}, kind="stems")
 
 
+def test_full_disk_while_publishing_keeps_latest_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import errno
+
+    from pipeline.errors import UserError
+    from pipeline.store import Store
+
+    store = Store.open(tmp_path / "store")
+    for run in ("r1", "r2"):
+        store.publish_run(("models", "ecg", "m", run), {"a.wav": _source(tmp_path)}, kind="model")
+    store.set_latest(("models", "ecg", "m"), "r1")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)  # what a full disk looks like after buffered writes
+    with pytest.raises(UserError, match="cannot write .*latest.json: No space left on device"):
+        store.set_latest(("models", "ecg", "m"), "r2")
+    with pytest.raises(UserError, match="No space left on device"):
+        store.put_bytes(b"card", "models", "ecg", "m", "r2", "MODEL_CARD.md")
+    monkeypatch.undo()
+    assert store.latest("models", "ecg", "m") == "r1"
+    assert not list((tmp_path / "store").rglob(".tmp-*"))
+    assert not os.path.exists(store.path("models", "ecg", "m", "r2", "MODEL_CARD.md"))
+
+
 def _published_stems(tmp_store, tmp_path, outputs=None):
     """A stems run in the store; ``outputs`` overrides the manifest's output list."""
     import json
