@@ -213,6 +213,18 @@ def test_broken_multi_segment_records_are_refused(tmp_path, segments, message):
     assert message in _read_error(_multi_segment(tmp_path, segments, ["sa"]))
 
 
+@pytest.mark.parametrize("broken, message", [
+    (lambda folder: (os.unlink(folder / "sb.mat"), os.mkfifo(folder / "sb.mat")), "not a regular file"),
+    (lambda folder: (folder / "sb.hea").write_text((folder / "sb.hea").read_text().replace("sb.mat", "../sb.mat")),
+     "must sit beside the header"),
+    (lambda folder: (folder / "sb.hea").write_text("sb/1 12 500 5000\nsa 5000\n"), "itself a multi-segment"),
+])
+def test_segment_signal_files_are_checked_like_a_record(tmp_path, broken, message):
+    base = _multi_segment(tmp_path, ["sa", "sb"], ["sa", "sb"])
+    broken(tmp_path)
+    assert message in _read_error(base)
+
+
 def test_records_longer_than_the_limit_are_refused_before_reading(tmp_path, monkeypatch):
     base = _record(tmp_path)
     assert "more than the 5 s limit" in _read_error(base, max_seconds=5)
