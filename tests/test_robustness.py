@@ -272,6 +272,37 @@ def test_wav_cut_short_is_refused(cli, tmp_path, tmp_store):
     _assert_one_error(_separate(cli, tmp_path, song), contains="is cut short")
 
 
+def _mp3(tmp_path, name, cut=lambda data: data):
+    """A 3-s stereo MP3 whose bytes are passed through ``cut``."""
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3 to make the fixture")
+    path = tmp_path / f"{name}.mp3"
+    t = np.arange(3 * 22050) / 22050
+    sf.write(path, np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1), 22050, format="MP3")
+    path.write_bytes(cut(path.read_bytes()))
+    return path
+
+
+def _noise_bytes(n: int) -> bytes:
+    return np.random.default_rng(0).bytes(n)
+
+
+@pytest.mark.parametrize("name, cut, message", [
+    ("garbage", lambda data: _noise_bytes(len(data)), "not a readable audio file (format not recognised)"),
+    ("damaged", lambda data: data[:len(data) // 3] + _noise_bytes(len(data) // 3) + data[2 * len(data) // 3:],
+     "could not be decoded"),
+    ("cut", lambda data: data[:len(data) // 2], "is cut short"),
+])
+def test_bad_mp3_is_one_line_without_decoder_noise(tmp_path, capfd, name, cut, message):
+    from pipeline.errors import UserError
+    from pipeline.io.audio import check_levels, probe_audio
+
+    path = _mp3(tmp_path, name, cut)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_levels(probe_audio(path))
+    assert capfd.readouterr().err == ""  # libmpg123 writes to fd 2 unless muted
+
+
 def test_input_deleted_while_being_read(cli, tmp_path, tmp_store, monkeypatch):
     import pipeline.io.audio as audio_io
 
