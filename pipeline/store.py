@@ -18,6 +18,13 @@ Write protocol (what makes concurrent and interrupted writers safe):
    disk, a conditional ``If-None-Match`` PUT on S3); a second writer of the same run id fails
    instead of interleaving files. Run ids are a UTC timestamp plus 32 random bits, so two
    writers of the same track get different folders in practice.
+   A stale claim (its writer's pid is gone on this host, or it is older than the lease,
+   ``PIPELINE_CLAIM_LEASE_S``, one hour by default) is taken over, and of several writers
+   taking over at once exactly one wins: a rename on disk, a PUT conditional on the stale
+   claim's ETag (``If-Match``) on S3. On an object store without conditional writes, creating
+   and taking over a claim are check-then-write, with a narrow race. Not guaranteed anywhere:
+   fencing a writer that is still alive after its lease ran out (a publish that takes longer
+   than the lease); the lease must outlast the slowest publish, which only copies finished files.
 2. Outputs are written (local: temporary file, fsync, rename; S3: one PUT per object, which
    is atomic).
 3. ``manifest.json`` is written **last** (outputs with sha256 and size, resolved config,
@@ -340,7 +347,11 @@ class Store:
             os.unlink(tmp)
 
     def _take_over(self, prefix: tuple[str, ...], target: str, claim: bytes) -> None:
-        """Replace a stale claim with ours and clear the dead writer's files; else ``FileExistsError``."""
+        """Replace a stale claim with ours and clear the dead writer's files; else ``FileExistsError``.
+
+        Of several writers taking over the same stale claim at once, exactly one wins.
+        """
+        version = None if self.is_local else self._claim_version(target)  # before the read: see _swap_claim
         stale = self._read_claim(target)
         if stale is None or not _claim_is_stale(stale):
             raise FileExistsError(target)
@@ -354,9 +365,9 @@ class Store:
             os.unlink(grave)
             if taken != stale:  # another taker's fresh claim slipped in between: not ours to remove
                 raise FileExistsError(target)
+            self._create_claim(target, claim)
         else:
-            self._fresh().rm_file(target)
-        self._create_claim(target, claim)
+            self._swap_claim(target, version, claim)
         fs = self._fresh(*prefix)
         for entry in fs.ls(self.path(*prefix), detail=False):
             if entry.rstrip("/").rsplit("/", 1)[-1] != CLAIM:
@@ -379,11 +390,41 @@ class Store:
         except OSError:
             pass  # the claim stays; it is taken over once stale
 
-    def _exclusive_put(self, target: str, data: bytes) -> None:
-        fs = self._fresh()
+    def _claim_version(self, target: str) -> str | None:
+        """The stored claim's ETag (None where the backend has none); a claim gone meanwhile was taken."""
         try:
-            # S3 conditional write: fails with 412 when the key exists (atomic on AWS, MinIO, moto).
-            fs.pipe_file(target, data, IfNoneMatch="*")
+            return self._fresh().info(target).get("ETag")
+        except FileNotFoundError as exc:
+            raise FileExistsError(target) from exc
+
+    def _swap_claim(self, target: str, version: str | None, data: bytes) -> None:
+        """Overwrite the claim only if it is still ``version``, the one judged stale (S3 ``If-Match``).
+
+        The ETag was taken before the claim was read, so a claim replaced in between fails the
+        condition too: the loser gets ``FileExistsError`` and never removes the winner's claim.
+        """
+        if version is None or not self._conditional_put(target, data, IfMatch=version):
+            self._fresh().rm_file(target)  # no conditional writes: best effort, as _exclusive_put
+            self._exclusive_put(target, data)
+
+    def _exclusive_put(self, target: str, data: bytes) -> None:
+        """Create the object only if absent (S3 ``If-None-Match: *``); ``FileExistsError`` if present."""
+        if not self._conditional_put(target, data, IfNoneMatch="*"):
+            # A backend without conditional writes: check, then write (narrow race only).
+            if self._fresh().exists(target):
+                raise FileExistsError(target)
+            self._fresh().pipe_file(target, data)
+
+    def _conditional_put(self, target: str, data: bytes, **condition: str) -> bool:
+        """One PUT with an S3 precondition (atomic on AWS, MinIO, moto).
+
+        Returns False, writing nothing, when the backend has no conditional writes.
+
+        Raises:
+            FileExistsError: the precondition failed (HTTP 412): another writer got there first.
+        """
+        try:
+            self._fresh().pipe_file(target, data, **condition)
         except FileExistsError:
             raise
         except (OSError, TypeError, ValueError) as exc:
@@ -391,12 +432,9 @@ class Store:
             if "PreconditionFailed" in message or "412" in message or "At least one of the pre-conditions" in message:
                 raise FileExistsError(target) from exc
             if isinstance(exc, TypeError) or "NotImplemented" in message:
-                # A backend without conditional writes: check, then write (narrow race only).
-                if fs.exists(target):
-                    raise FileExistsError(target) from exc
-                fs.pipe_file(target, data)
-                return
+                return False
             raise
+        return True
 
     def publish_run(
         self,
