@@ -9,6 +9,12 @@ class UserError(Exception):
     """
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters) for an ``error:`` line."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
 def env_seconds(name: str, default: float) -> float:
     """A positive number of seconds from environment variable ``name`` (``default`` when unset)."""
     import os

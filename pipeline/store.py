@@ -18,6 +18,13 @@ Write protocol (what makes concurrent and interrupted writers safe):
    disk, a conditional ``If-None-Match`` PUT on S3); a second writer of the same run id fails
    instead of interleaving files. Run ids are a UTC timestamp plus 32 random bits, so two
    writers of the same track get different folders in practice.
+   A stale claim (its writer's pid is gone on this host, or it is older than the lease,
+   ``PIPELINE_CLAIM_LEASE_S``, one hour by default) is taken over, and of several writers
+   taking over at once exactly one wins: a rename on disk, a PUT conditional on the stale
+   claim's ETag (``If-Match``) on S3. On an object store without conditional writes, creating
+   and taking over a claim are check-then-write, with a narrow race. Not guaranteed anywhere:
+   fencing a writer that is still alive after its lease ran out (a publish that takes longer
+   than the lease); the lease must outlast the slowest publish, which only copies finished files.
 2. Outputs are written (local: temporary file, fsync, rename; S3: one PUT per object, which
    is atomic).
 3. ``manifest.json`` is written **last** (outputs with sha256 and size, resolved config,
@@ -34,20 +41,22 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable, Iterator
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from pipeline import __version__
-from pipeline.atomic import publish_mode
-from pipeline.errors import UserError, env_seconds
+from pipeline.atomic import atomic_path
+from pipeline.errors import UserError, env_seconds, one_line
 
 MANIFEST = "manifest.json"
 LATEST = "latest.json"
@@ -58,6 +67,7 @@ OPTIONS_ENV = "PIPELINE_STORE_OPTIONS"
 CLAIM_LEASE_ENV = "PIPELINE_CLAIM_LEASE_S"
 DEFAULT_CLAIM_LEASE_S = 3600.0
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_REACHED: set[str] = set()  # object stores whose bucket answered once in this process
 
 
 class RunExistsError(UserError):
@@ -169,12 +179,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _fsync_write(path: str | os.PathLike, write) -> None:
-    with open(path, "wb") as handle:
+def _write_local(target: str, write: Callable[[BinaryIO], Any]) -> None:
+    """Write through ``write(handle)`` to a temporary file, fsync it, then rename it onto ``target``.
+
+    A failure at any step (a full disk often shows only at fsync) leaves ``target`` as it was.
+    """
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
-    publish_mode(path)
 
 
 @dataclass(frozen=True)
@@ -204,8 +217,29 @@ class Store:
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        fs, _ = fsspec.core.url_to_fs(self.root, **self.options)
+        fs, base = fsspec.core.url_to_fs(self.root, **self.options)
+        if hasattr(fs, "split_path"):  # an object store (s3fs, gcsfs, adlfs): a bucket must answer
+            self._check_reachable(fs, fs.split_path(base)[0])
         return fs
+
+    def _check_reachable(self, fs: fsspec.AbstractFileSystem, bucket: str) -> None:
+        """One ``UserError`` line when the bucket cannot be reached (checked once per process).
+
+        Otherwise a wrong endpoint, missing credentials or a missing bucket read as an empty
+        store: ``predict`` fell back to the bundled model and listings printed nothing.
+        """
+        key = json.dumps([self.root, self.options], sort_keys=True, default=str)
+        if key in _REACHED:
+            return
+        try:
+            fs.info(bucket)
+        except FileNotFoundError as exc:
+            raise UserError(f"the artifact store {self.root} has no bucket {bucket!r} at its endpoint "
+                            f"(check PIPELINE_STORE and {OPTIONS_ENV})") from exc
+        except Exception as exc:  # noqa: BLE001 - botocore, aiohttp and OSError types all mean "unreachable"
+            raise UserError(f"cannot reach the artifact store {self.root}: {one_line(exc)} "
+                            f"(check PIPELINE_STORE, {OPTIONS_ENV} and the credentials)") from exc
+        _REACHED.add(key)
 
     @property
     def _base(self) -> str:
@@ -241,42 +275,35 @@ class Store:
     def put_bytes(self, data: bytes, *parts: str) -> str:
         """Write ``data`` at ``parts``; atomic on local disk (temp file + fsync + rename), one PUT on S3."""
         target = self.path(*parts)
-        if self.is_local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=Path(target).parent)
-            os.close(fd)
-            try:
-                _fsync_write(tmp, lambda handle: handle.write(data))
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        else:
-            self.fs.pipe_file(target, data)
+        with self._writing(*parts):
+            if self.is_local:
+                _write_local(target, lambda handle: handle.write(data))
+            else:
+                self.fs.pipe_file(target, data)
         return self.uri(*parts)
 
     def put_file(self, source: str | Path, *parts: str) -> str:
         """Copy a local file into the store (atomically on local disk)."""
         target = self.path(*parts)
-        if self.is_local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=Path(target).parent)
-            os.close(fd)
 
-            def copy(handle) -> None:
-                with open(source, "rb") as src:
-                    while block := src.read(1 << 20):
-                        handle.write(block)
+        def copy(handle) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, handle, 1 << 20)
 
-            try:
-                _fsync_write(tmp, copy)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        else:
-            self.fs.put_file(str(source), target)
+        with self._writing(*parts):
+            if self.is_local:
+                _write_local(target, copy)
+            else:
+                self.fs.put_file(str(source), target)
         return self.uri(*parts)
+
+    @contextmanager
+    def _writing(self, *parts: str) -> Iterator[None]:
+        """A failed write (full disk, read-only store, no permission) as one ``UserError`` line."""
+        try:
+            yield
+        except OSError as exc:
+            raise UserError(f"cannot write {self.uri(*parts)}: {exc.strerror or one_line(exc)}") from exc
 
     def claim_run(self, *prefix: str) -> None:
         """Create ``<prefix>/.writer`` exclusively; raise ``RunExistsError`` if a live writer has it.
@@ -320,7 +347,11 @@ class Store:
             os.unlink(tmp)
 
     def _take_over(self, prefix: tuple[str, ...], target: str, claim: bytes) -> None:
-        """Replace a stale claim with ours and clear the dead writer's files; else ``FileExistsError``."""
+        """Replace a stale claim with ours and clear the dead writer's files; else ``FileExistsError``.
+
+        Of several writers taking over the same stale claim at once, exactly one wins.
+        """
+        version = None if self.is_local else self._claim_version(target)  # before the read: see _swap_claim
         stale = self._read_claim(target)
         if stale is None or not _claim_is_stale(stale):
             raise FileExistsError(target)
@@ -334,9 +365,9 @@ class Store:
             os.unlink(grave)
             if taken != stale:  # another taker's fresh claim slipped in between: not ours to remove
                 raise FileExistsError(target)
+            self._create_claim(target, claim)
         else:
-            self._fresh().rm_file(target)
-        self._create_claim(target, claim)
+            self._swap_claim(target, version, claim)
         fs = self._fresh(*prefix)
         for entry in fs.ls(self.path(*prefix), detail=False):
             if entry.rstrip("/").rsplit("/", 1)[-1] != CLAIM:
@@ -359,11 +390,41 @@ class Store:
         except OSError:
             pass  # the claim stays; it is taken over once stale
 
-    def _exclusive_put(self, target: str, data: bytes) -> None:
-        fs = self._fresh()
+    def _claim_version(self, target: str) -> str | None:
+        """The stored claim's ETag (None where the backend has none); a claim gone meanwhile was taken."""
         try:
-            # S3 conditional write: fails with 412 when the key exists (atomic on AWS, MinIO, moto).
-            fs.pipe_file(target, data, IfNoneMatch="*")
+            return self._fresh().info(target).get("ETag")
+        except FileNotFoundError as exc:
+            raise FileExistsError(target) from exc
+
+    def _swap_claim(self, target: str, version: str | None, data: bytes) -> None:
+        """Overwrite the claim only if it is still ``version``, the one judged stale (S3 ``If-Match``).
+
+        The ETag was taken before the claim was read, so a claim replaced in between fails the
+        condition too: the loser gets ``FileExistsError`` and never removes the winner's claim.
+        """
+        if version is None or not self._conditional_put(target, data, IfMatch=version):
+            self._fresh().rm_file(target)  # no conditional writes: best effort, as _exclusive_put
+            self._exclusive_put(target, data)
+
+    def _exclusive_put(self, target: str, data: bytes) -> None:
+        """Create the object only if absent (S3 ``If-None-Match: *``); ``FileExistsError`` if present."""
+        if not self._conditional_put(target, data, IfNoneMatch="*"):
+            # A backend without conditional writes: check, then write (narrow race only).
+            if self._fresh().exists(target):
+                raise FileExistsError(target)
+            self._fresh().pipe_file(target, data)
+
+    def _conditional_put(self, target: str, data: bytes, **condition: str) -> bool:
+        """One PUT with an S3 precondition (atomic on AWS, MinIO, moto).
+
+        Returns False, writing nothing, when the backend has no conditional writes.
+
+        Raises:
+            FileExistsError: the precondition failed (HTTP 412): another writer got there first.
+        """
+        try:
+            self._fresh().pipe_file(target, data, **condition)
         except FileExistsError:
             raise
         except (OSError, TypeError, ValueError) as exc:
@@ -371,12 +432,9 @@ class Store:
             if "PreconditionFailed" in message or "412" in message or "At least one of the pre-conditions" in message:
                 raise FileExistsError(target) from exc
             if isinstance(exc, TypeError) or "NotImplemented" in message:
-                # A backend without conditional writes: check, then write (narrow race only).
-                if fs.exists(target):
-                    raise FileExistsError(target) from exc
-                fs.pipe_file(target, data)
-                return
+                return False
             raise
+        return True
 
     def publish_run(
         self,
@@ -407,11 +465,10 @@ class Store:
                 raise UserError(f"file name {name!r} is reserved by the store")
         self.claim_run(*prefix)
         try:
-            self._write_run(prefix, files, kind=kind, config=config, metrics=metrics, inputs=inputs, extra=extra)
-        except BaseException as exc:
+            with self._writing(*prefix):
+                self._write_run(prefix, files, kind=kind, config=config, metrics=metrics, inputs=inputs, extra=extra)
+        except BaseException:
             self._abandon(prefix)
-            if isinstance(exc, OSError):
-                raise UserError(f"cannot write {self.uri(*prefix)}: {exc.strerror or exc}") from exc
             raise
         return self.uri(*prefix)
 

@@ -101,13 +101,25 @@ def test_unwritable_output_folder(tmp_path):
         check_writable_dir(blocker / "sub")
 
 
-def test_mp3_is_read_through_librosa(tmp_path):
+def test_mp3_is_streamed_in_blocks_not_decoded_whole(tmp_path, monkeypatch):
     if "MP3" not in sf.available_formats():
         pytest.skip("this libsndfile cannot write MP3 to make the fixture")
-    sf.write(tmp_path / "x.mp3", _tone(22050, seconds=1.0, channels=2).T, 22050, format="MP3")
+    tone = _tone(22050, seconds=1.0, channels=2)
+    sf.write(tmp_path / "x.mp3", tone.T, 22050, format="MP3")
+    reads, real = [], sf.SoundFile.read
+
+    def counted(self, frames=-1, *args, **kwargs):
+        reads.append(frames)
+        return real(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", counted)
     info = probe_audio(tmp_path / "x.mp3")
-    assert (info.format, info.channels, info.sample_rate) == ("MP3", 2, 22050)
-    audio, sr = read_audio(tmp_path / "x.mp3", sample_rate=16000)
-    assert sr == 16000 and audio.shape[0] == 2 and abs(audio.shape[1] - 16000) < 2000
-    blocks = list(iter_blocks(info, 8000, 100))
-    assert sum(valid for _, _, valid in blocks) == info.frames
+    assert (info.format, info.channels, info.sample_rate, reads) == ("MP3", 2, 22050, [])  # the header only
+    blocks = np.concatenate([chunk[:, left:left + valid] for chunk, left, valid in iter_blocks(info, 4000, 300)], axis=1)
+    assert 0 < min(reads) and max(reads) <= 4600  # bounded memory: block plus context
+    assert np.quantile(np.abs(blocks - tone), 0.99) < 0.05  # in place: MP3 seeks would shift blocks
+    monkeypatch.undo()
+    whole, sr = read_audio(tmp_path / "x.mp3")
+    assert sr == 22050 and np.array_equal(blocks, whole)
+    resampled, sr = read_audio(tmp_path / "x.mp3", sample_rate=16000)
+    assert sr == 16000 and resampled.shape == (2, 16000)

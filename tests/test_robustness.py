@@ -213,6 +213,18 @@ def test_broken_multi_segment_records_are_refused(tmp_path, segments, message):
     assert message in _read_error(_multi_segment(tmp_path, segments, ["sa"]))
 
 
+@pytest.mark.parametrize("broken, message", [
+    (lambda folder: (os.unlink(folder / "sb.mat"), os.mkfifo(folder / "sb.mat")), "not a regular file"),
+    (lambda folder: (folder / "sb.hea").write_text((folder / "sb.hea").read_text().replace("sb.mat", "../sb.mat")),
+     "must sit beside the header"),
+    (lambda folder: (folder / "sb.hea").write_text("sb/1 12 500 5000\nsa 5000\n"), "itself a multi-segment"),
+])
+def test_segment_signal_files_are_checked_like_a_record(tmp_path, broken, message):
+    base = _multi_segment(tmp_path, ["sa", "sb"], ["sa", "sb"])
+    broken(tmp_path)
+    assert message in _read_error(base)
+
+
 def test_records_longer_than_the_limit_are_refused_before_reading(tmp_path, monkeypatch):
     base = _record(tmp_path)
     assert "more than the 5 s limit" in _read_error(base, max_seconds=5)
@@ -258,6 +270,37 @@ def test_wav_cut_short_is_refused(cli, tmp_path, tmp_store):
     song = _song(tmp_path, seconds=4.0)
     song.write_bytes(song.read_bytes()[:-16000 * 2])
     _assert_one_error(_separate(cli, tmp_path, song), contains="is cut short")
+
+
+def _mp3(tmp_path, name, cut=lambda data: data):
+    """A 3-s stereo MP3 whose bytes are passed through ``cut``."""
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3 to make the fixture")
+    path = tmp_path / f"{name}.mp3"
+    t = np.arange(3 * 22050) / 22050
+    sf.write(path, np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1), 22050, format="MP3")
+    path.write_bytes(cut(path.read_bytes()))
+    return path
+
+
+def _noise_bytes(n: int) -> bytes:
+    return np.random.default_rng(0).bytes(n)
+
+
+@pytest.mark.parametrize("name, cut, message", [
+    ("garbage", lambda data: _noise_bytes(len(data)), "not a readable audio file (format not recognised)"),
+    ("damaged", lambda data: data[:len(data) // 3] + _noise_bytes(len(data) // 3) + data[2 * len(data) // 3:],
+     "could not be decoded"),
+    ("cut", lambda data: data[:len(data) // 2], "is cut short"),
+])
+def test_bad_mp3_is_one_line_without_decoder_noise(tmp_path, capfd, name, cut, message):
+    from pipeline.errors import UserError
+    from pipeline.io.audio import check_levels, probe_audio
+
+    path = _mp3(tmp_path, name, cut)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_levels(probe_audio(path))
+    assert capfd.readouterr().err == ""  # libmpg123 writes to fd 2 unless muted
 
 
 def test_input_deleted_while_being_read(cli, tmp_path, tmp_store, monkeypatch):
@@ -348,6 +391,31 @@ def test_failure_after_the_claim_cleans_the_run_folder(tmp_path, monkeypatch):
     store.publish_run(("stems", "song", "r"), {"a.wav": _source(tmp_path)}, kind="stems")
 
 
+def test_full_disk_while_publishing_keeps_latest_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import errno
+
+    from pipeline.errors import UserError
+    from pipeline.store import Store
+
+    store = Store.open(tmp_path / "store")
+    for run in ("r1", "r2"):
+        store.publish_run(("models", "ecg", "m", run), {"a.wav": _source(tmp_path)}, kind="model")
+    store.set_latest(("models", "ecg", "m"), "r1")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)  # what a full disk looks like after buffered writes
+    with pytest.raises(UserError, match="cannot write .*latest.json: No space left on device"):
+        store.set_latest(("models", "ecg", "m"), "r2")
+    with pytest.raises(UserError, match="No space left on device"):
+        store.put_bytes(b"card", "models", "ecg", "m", "r2", "MODEL_CARD.md")
+    monkeypatch.undo()
+    assert store.latest("models", "ecg", "m") == "r1"
+    assert not list((tmp_path / "store").rglob(".tmp-*"))
+    assert not os.path.exists(store.path("models", "ecg", "m", "r2", "MODEL_CARD.md"))
+
+
 def _published_stems(tmp_store, tmp_path, outputs=None):
     """A stems run in the store; ``outputs`` overrides the manifest's output list."""
     import json
@@ -404,6 +472,65 @@ def test_unwritable_store_is_refused_before_separating(cli, tmp_path, monkeypatc
     monkeypatch.setattr(separate, "separate_array", lambda *a, **k: pytest.fail("separated before the store check"))
     _assert_one_error(cli("separate", _song(tmp_path), "--model", tiny_bundle(tmp_path / "model")),
                       contains="artifact store")
+
+
+@pytest.fixture
+def endpoint_404():
+    """An HTTP endpoint that answers 404 to every request (a wrong S3 endpoint URL)."""
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no server", "cannot reach the artifact store"),
+    ("404", "has no bucket 'no-bucket'"),
+    ("no credentials", "Unable to locate credentials"),
+])
+def test_unreachable_object_store_is_one_line(cli, monkeypatch, tmp_path, endpoint_404, case, message):
+    import json
+
+    s3fs = pytest.importorskip("s3fs")
+    monkeypatch.setattr(s3fs.S3FileSystem, "retries", 1)  # fail fast: s3fs and botocore both retry
+    options = {"endpoint_url": endpoint_404, "key": "k", "secret": "s",
+               "config_kwargs": {"retries": {"max_attempts": 1}}}
+    if case == "no server":
+        options["endpoint_url"] = f"http://127.0.0.1:{_closed_port()}"
+    if case == "no credentials":
+        del options["key"], options["secret"]
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+            monkeypatch.setenv(name, str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("PIPELINE_STORE", f"s3://no-bucket/{case.replace(' ', '-')}")
+    monkeypatch.setenv("PIPELINE_STORE_OPTIONS", json.dumps(options))
+    for args in (["stems", "list"], ["models", "list"], ["predict", SAMPLE_ECG / "JS00007"]):
+        _assert_one_error(cli(*args), contains=message)
 
 
 def test_stray_files_in_listings_are_skipped_with_a_warning(cli, tmp_path, tmp_store):

@@ -380,3 +380,25 @@ def test_s3_concurrent_writers_of_one_track(s3_store, tmp_path):
 def test_s3_same_run_id_race_is_refused_by_conditional_put(s3_store, tmp_path):
     store, _ = s3_store
     _same_run_race(store, tmp_path)
+
+
+def test_s3_concurrent_takeovers_of_a_stale_claim_one_wins(s3_store, monkeypatch):
+    store, _ = s3_store
+    prefix = ("stems", "track-1", "run-1")
+    dead = {"host": "elsewhere", "pid": 1, "token": "dead", "claimed_utc": "2020-01-01T00:00:00+00:00"}
+    store.fs.pipe_file(store.path(*prefix, ".writer"), json.dumps(dead).encode())
+    real, raced = Store._read_claim, []
+
+    def rival_takes_over_first(self, path):
+        claim = real(self, path)
+        if not raced:  # this writer has read the stale claim; a rival takes it over before it acts
+            raced.append(True)
+            Store.open(store.root, store.options).claim_run(*prefix)
+        return claim
+
+    monkeypatch.setattr(Store, "_read_claim", rival_takes_over_first)
+    with pytest.raises(RunExistsError):
+        store.claim_run(*prefix)
+    monkeypatch.undo()
+    winner = json.loads(store.fs.cat_file(store.path(*prefix, ".writer")))
+    assert raced and winner["token"] != "dead" and winner["pid"] == os.getpid()

@@ -1,15 +1,17 @@
 """Audio files in and out: probe, read (whole or in blocks), resample, write atomically.
 
-Arrays are ``float32`` shaped ``(channels, samples)`` in [-1, 1]. wav/flac/ogg/aiff go
-through soundfile (streamable, so long files never have to be held in memory); mp3 goes
-through librosa/audioread and is read whole. Every problem a user can cause (missing
-file, empty file, not audio, more than two channels, silence, heavy clipping, a sample
-rate too low to separate) becomes a one-line :class:`~pipeline.errors.UserError`.
+Arrays are ``float32`` shaped ``(channels, samples)`` in [-1, 1]. Every format (wav, flac,
+ogg, aiff and mp3, which libsndfile decodes with libmpg123) goes through soundfile and is
+streamed, so long files never have to be held in memory. Every problem a user can cause
+(missing file, empty file, not audio, a file cut short, more than two channels, silence,
+heavy clipping, a sample rate too low to separate) becomes a one-line
+:class:`~pipeline.errors.UserError`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,11 +21,9 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.atomic import publish_mode
-from pipeline.errors import UserError
+from pipeline.errors import UserError, one_line
 
-SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"}
-LIBROSA_SUFFIXES = {".mp3"}
-SUPPORTED_SUFFIXES = SOUNDFILE_SUFFIXES | LIBROSA_SUFFIXES
+SUPPORTED_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3"}
 WRITE_FORMATS = {"flac": ("FLAC", "PCM_24"), "wav": ("WAV", "FLOAT")}
 MIN_SAMPLE_RATE = 11025  # below this the voice's upper harmonics are gone; refuse
 MAX_SAMPLE_RATE = 192000
@@ -72,19 +72,16 @@ def probe_audio(path: str | os.PathLike, *, min_sample_rate: int = MIN_SAMPLE_RA
         )
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty (0 bytes)")
-    if suffix in SOUNDFILE_SUFFIXES:
-        import soundfile as sf
+    import soundfile as sf
 
-        try:
+    try:
+        with _quiet(path):
             info = sf.info(str(path))
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise UserError(f"{path} is not a readable audio file ({_short(exc)})") from exc
-        sample_rate, channels, frames, fmt = int(info.samplerate), int(info.channels), int(info.frames), info.format
-        if fmt == "WAV":
-            _check_wav_complete(path, frames / max(sample_rate, 1))
-    else:
-        sample_rate, channels, frames = _probe_mp3(path)
-        fmt = "MP3"
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise UserError(f"{path} is not a readable audio file ({_open_error(exc)})") from exc
+    sample_rate, channels, frames, fmt = int(info.samplerate), int(info.channels), int(info.frames), info.format
+    if fmt == "WAV":
+        _check_wav_complete(path, frames / max(sample_rate, 1))
     if channels > MAX_CHANNELS:
         raise UserError(
             f"{path} has {channels} channels; only mono and stereo are supported "
@@ -127,28 +124,31 @@ def _wav_data_chunk(path: Path) -> tuple[int, int]:
     return 0, 0
 
 
-def _probe_mp3(path: Path) -> tuple[int, int, int]:
-    audio, sample_rate = _load_mp3(path)
-    return sample_rate, audio.shape[0], audio.shape[1]
+def _open_error(exc: BaseException) -> str:
+    """libsndfile's reason, less its misleading "not a regular file" for an undecodable MP3."""
+    reason = getattr(exc, "error_string", None) or one_line(exc)
+    return "format not recognised" if "not a regular file" in reason else reason.rstrip(".")
 
 
-def _load_mp3(path: Path) -> tuple[np.ndarray, int]:
-    import warnings
+@contextmanager
+def _quiet(path: Path):
+    """Mute libmpg123 around an MP3 decoder call: it prints resync notes straight to fd 2.
 
-    import librosa
-
+    Our one ``error:`` line says what went wrong. Only the call itself is muted, never the
+    caller's code between blocks, so the process's own messages still reach stderr.
+    """
+    if path.suffix.lower() != ".mp3":
+        yield
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            audio, sample_rate = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
-    except Exception as exc:  # audioread raises many unrelated types
-        raise UserError(f"{path} is not a readable audio file ({_short(exc)})") from exc
-    return np.atleast_2d(audio), int(sample_rate)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def read_audio(
@@ -166,16 +166,9 @@ def read_audio(
         ``(audio, rate)`` where ``audio`` is ``(channels, samples)``.
     """
     info = probe_audio(path, min_sample_rate=min_sample_rate)
-    if info.format == "MP3":
-        audio, rate = _load_mp3(info.path)
-    else:
-        import soundfile as sf
-
-        try:
-            data, rate = sf.read(str(info.path), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise UserError(f"{path} could not be decoded ({_short(exc)})") from exc
-        audio = np.ascontiguousarray(data.T)
+    with reading(info.path), _open_forward(info.path) as handle:
+        audio = _read_block(handle, info, 0, info.frames)
+    rate = info.sample_rate
     if mono and audio.shape[0] > 1:
         audio = audio.mean(axis=0, keepdims=True)
     if sample_rate is not None and sample_rate != rate:
@@ -189,27 +182,46 @@ def iter_blocks(info: AudioInfo, block: int, context: int) -> Iterator[tuple[np.
 
     Yields ``(audio, left, valid)``: ``audio`` is ``(channels, n)`` covering
     ``[start - left, start + valid + right)``; the caller keeps ``audio[:, left:left+valid]``.
-    Memory is bounded by ``block + 2 * context`` samples whatever the file length.
+    Memory is bounded by ``block + 2 * context`` samples whatever the file length. The file
+    is read front to back, never seeked (see :func:`_open_forward`).
 
     Raises:
-        UserError: the file vanished, or its decoder failed (e.g. a corrupt FLAC frame).
+        UserError: the file vanished, its decoder failed (e.g. a corrupt FLAC frame), or it
+            ends before the length its header promises (e.g. an MP3 cut short).
     """
-    if info.format == "MP3":
-        audio, _ = _load_mp3(info.path)
-        total = audio.shape[1]
-        for start in range(0, total, block):
-            lo, hi = max(0, start - context), min(total, start + block + context)
-            yield audio[:, lo:hi], start - lo, min(block, total - start)
-        return
+    with reading(info.path), _open_forward(info.path) as handle:
+        held, held_from = np.zeros((info.channels, 0), np.float32), 0  # decoded samples kept, from where
+        for start in range(0, info.frames, block):
+            lo, hi = max(0, start - context), min(info.frames, start + block + context)
+            fresh = _read_block(handle, info, held_from + held.shape[1], hi)
+            held, held_from = np.concatenate([held[:, lo - held_from:], fresh], axis=1), lo
+            yield held, start - lo, min(block, info.frames - start)
+
+
+def _open_forward(path: Path):
+    """A ``soundfile.SoundFile`` for reading front to back, without soundfile's seek after each read.
+
+    soundfile seeks to its own count after every read when a file is seekable; libmpg123
+    seeks MP3s only approximately, so consecutive MP3 blocks came back shifted by hundreds of
+    samples. Declared not seekable, the file is simply decoded in order (any format).
+    """
     import soundfile as sf
 
-    with reading(info.path), sf.SoundFile(str(info.path)) as handle:
-        total = handle.frames
-        for start in range(0, total, block):
-            lo, hi = max(0, start - context), min(total, start + block + context)
-            handle.seek(lo)
-            data = handle.read(hi - lo, dtype="float32", always_2d=True)
-            yield np.ascontiguousarray(data.T), start - lo, min(block, total - start)
+    with _quiet(path):
+        handle = sf.SoundFile(str(path))
+    handle.seekable = lambda: False
+    return handle
+
+
+def _read_block(handle, info: AudioInfo, position: int, end: int) -> np.ndarray:
+    """Samples ``[position, end)`` as ``(channels, n)``; refuse a file that ends before ``end``."""
+    with _quiet(info.path):
+        data = handle.read(end - position, dtype="float32", always_2d=True)
+    if len(data) < end - position:
+        raise UserError(f"{info.path} is cut short: its header promises {info.seconds:.1f} s of audio "
+                        f"but it ends at {(position + len(data)) / info.sample_rate:.1f} s "
+                        "(an interrupted copy or download?)")
+    return np.ascontiguousarray(data.T)
 
 
 @contextmanager
@@ -220,7 +232,7 @@ def reading(path: Path):
     except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         if not path.exists():
             raise UserError(f"{path} disappeared while it was being read") from exc
-        raise UserError(f"{path} could not be decoded ({_short(exc)}); the file is damaged") from exc
+        raise UserError(f"{path} could not be decoded ({one_line(exc)}); the file is damaged") from exc
 
 
 def check_levels(info: AudioInfo, *, allow_clipping: bool = False) -> dict[str, float]:

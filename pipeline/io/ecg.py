@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError, env_seconds
+from pipeline.errors import UserError, env_seconds, one_line
 
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _LEAD_KEY = {name.upper(): name for name in STANDARD_LEADS}
@@ -122,12 +122,7 @@ def read_record(path: str | os.PathLike, *, max_seconds: float | None = None) ->
     """
     base = _check_paths(path)
     header_path = base.with_suffix(".hea")
-    try:
-        header_text = header_path.read_text(errors="replace")
-    except OSError as exc:
-        raise UserError(f"cannot read {header_path}: {exc.strerror}") from exc
-    if "\x00" in header_text[:4096]:
-        raise UserError(f"{header_path} is not a WFDB header (binary content)")
+    header_text = _read_header(header_path)
     header = _parse_header(base, header_path, header_text)
     _check_length(base, header, max_record_seconds() if max_seconds is None else max_seconds)
     _check_signal_files(base, header_path, header)
@@ -142,6 +137,17 @@ def read_record(path: str | os.PathLike, *, max_seconds: float | None = None) ->
         dx_codes=_parse_dx(comments),
         path=str(base),
     )
+
+
+def _read_header(header_path: Path) -> str:
+    """The header's text; a binary file is refused here rather than misparsed."""
+    try:
+        header_text = header_path.read_text(errors="replace")
+    except OSError as exc:
+        raise UserError(f"cannot read {header_path}: {exc.strerror}") from exc
+    if "\x00" in header_text[:4096]:
+        raise UserError(f"{header_path} is not a WFDB header (binary content)")
+    return header_text
 
 
 def _check_samples(base: Path, signal: np.ndarray, names: list[str]) -> None:
@@ -233,7 +239,7 @@ def _check_signal_files(base: Path, header_path: Path, header: _Header) -> None:
     """Every file the header names exists, is a regular readable file, and has the declared size."""
     for segment in header.segments:
         if segment != "~":
-            _check_regular(_named_file(base.parent / f"{segment}.hea", header_path, "segment header"))
+            _check_segment(base.parent / segment, header_path)
     by_file: dict[str, list[list[str]]] = {}
     for fields in header.signal_lines:
         by_file.setdefault(fields[0], []).append(fields)
@@ -244,6 +250,19 @@ def _check_signal_files(base: Path, header_path: Path, header: _Header) -> None:
         _check_regular(signal_file)
         if header.n_samples is not None:
             _check_size(base, signal_file, lines, header.n_samples)
+
+
+def _check_segment(base: Path, parent_header: Path) -> None:
+    """A segment is a single-segment record beside its parent, checked like one.
+
+    wfdb reads a segment's signal files without these checks: a FIFO there would block it forever.
+    """
+    segment_header = _named_file(base.parent / f"{base.name}.hea", parent_header, "segment header")
+    _check_regular(segment_header)
+    header = _parse_header(base, segment_header, _read_header(segment_header))
+    if header.segments:
+        raise UserError(f"{segment_header} is itself a multi-segment record; a segment must be a single record")
+    _check_signal_files(base, segment_header, header)
 
 
 def _named_file(path: Path, header_path: Path, what: str) -> Path:
@@ -332,7 +351,7 @@ def _read_with_wfdb(base: Path, header_path: Path) -> tuple[np.ndarray, float, l
     except Exception as exc:  # wfdb raises many types; find the cause
         _diagnose(wfdb, base, header_path)
         raise UserError(
-            f"cannot read the signal of {base.name}: {_one_line(exc)} (truncated or not matching its header?)"
+            f"cannot read the signal of {base.name}: {one_line(exc)} (truncated or not matching its header?)"
         ) from exc
     signal = record.p_signal
     if signal is None or signal.ndim != 2 or signal.shape[0] != record.sig_len:
@@ -352,7 +371,7 @@ def _diagnose(wfdb, base: Path, header_path: Path) -> None:
             warnings.simplefilter("ignore")
             wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for malformed headers
-        raise UserError(f"{header_path} is not a valid WFDB header: {_one_line(exc)}") from exc
+        raise UserError(f"{header_path} is not a valid WFDB header: {one_line(exc)}") from exc
 
 
 def to_standard_leads(record: EcgRecord) -> np.ndarray:
@@ -382,7 +401,3 @@ def _import_wfdb():
         import wfdb
     return wfdb
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
