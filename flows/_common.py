@@ -56,13 +56,13 @@ def training_device(requested: str, require_cuda: bool) -> dict:
     """
     import torch
 
-    from pipeline.device import resolve_device
+    from pipeline.device import device_info, resolve_device
 
     device = resolve_device(requested)
     if require_cuda and device.type != "cuda":
         raise UserError(f"require_cuda is set but training would run on {device} "
                         f"(device {requested!r}, torch.cuda.is_available()={torch.cuda.is_available()})")
-    info = {"device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    info = device_info(device)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     if device.type != "cuda" and requested == "auto" and visible not in ("", "-1"):
         info["warning"] = (f"device 'auto' fell back to the CPU although CUDA_VISIBLE_DEVICES={visible!r}: "

@@ -46,6 +46,7 @@ def test_train_publishes_a_self_describing_run_and_resumes(tmp_path, monkeypatch
     assert meta["config"]["stft"]["n_fft"] == 256 and meta["split"]["test"]
     assert not set(meta["split"]["test"]) & set(meta["split"]["train"])
     assert "gnsdr_vocals" in result["metrics"]
+    assert manifest["device"] == {"device": meta["device"], "gpu": meta["gpu"]} and meta["device"] in ("cpu", "cuda")
 
 
 def test_evaluation_report_has_model_oracle_and_mixture(tmp_path):

@@ -226,12 +226,14 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
         ``{"uri", "run_id", "metrics"}``; the run folder holds model.json, the weights and ONNX
         export(s), config.yaml, metrics.json, confusion/reliability plots and MODEL_CARD.md.
     """
+    from pipeline.device import device_info, resolve_device
     from pipeline.store import Store, new_run_id, validate_id
 
     validate_id(cfg.name, "model name")
     if test and not cfg.holdout:
         raise UserError("--test needs a 'holdout' record list in the config")
     store = store or Store.open()
+    device = device_info(resolve_device(cfg.train.device))
     started = time.perf_counter()
     cache = Path(store.path("features", "ecg")) if store.is_local else None
     dataset = load_dataset(cfg, data, cache, progress, exclude=holdout_names(cfg))
@@ -243,7 +245,8 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
         bundle = Path(tmp) / "bundle"
         metrics: dict = {"n_records": len(dataset.records), "n_skipped": len(dataset.skipped),
                          "skipped": [{"record": n, "reason": r} for n, r in dataset.skipped],
-                         "holdout": {"list": cfg.holdout, "n_excluded": len(dataset.held_out)}, "data": sources}
+                         "holdout": {"list": cfg.holdout, "n_excluded": len(dataset.held_out)}, "data": sources,
+                         **device}
         extra: dict = {"run_id": run_id}
         if cfg.model.name == "ensemble":
             from pipeline.ecg.ensemble import train_ensemble
@@ -267,7 +270,8 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
         finish_bundle_dir(bundle, cfg, metrics, extra)
         files = {p.name: p for p in sorted(bundle.iterdir())}
         uri = store.publish_run(("models", "ecg", cfg.name, run_id), files, kind="model", config=cfg.model_dump(mode="json"),
-                                metrics=_headline(metrics), inputs=[{"uri": d, "records": len(dataset.records)} for d in sources])
+                                metrics=_headline(metrics), inputs=[{"uri": d, "records": len(dataset.records)} for d in sources],
+                                extra={"device": device})
         store.set_latest(("models", "ecg", cfg.name), run_id)
         shutil.rmtree(work, ignore_errors=True)  # published: the checkpoints have done their job
         if bundle_dir is not None:

@@ -118,7 +118,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     """
     import torch
 
-    from pipeline.device import resolve_device, seed_everything
+    from pipeline.device import device_info, resolve_device, seed_everything
     from pipeline.store import Store, new_run_id, validate_id
     from pipeline.svs.bundle import LoadedSeparator, TorchRunner, save_bundle
     from pipeline.svs.data import PatchSampler, discover_tracks, split_tracks
@@ -243,7 +243,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         "pretrain_cpu_seconds": round(pretrain_cpu, 1),
         "train_steps": state["step"],
         "threads": cfg.train.threads,
-        "device": str(device),
+        **device_info(device),
         "n_parameters": count_parameters(model),
         "history": state["history"],
     }
@@ -275,7 +275,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         uri = store.publish_run(
             (*prefix, run_id), files, kind="svs-model", config=cfg.model_dump(mode="json"), metrics=metrics,
             inputs=[{"track": t.track_id} for t in split["train"]],
-            extra={"split": meta_extra["split"], "config_hash": config_hash(cfg)},
+            extra={"split": meta_extra["split"], "config_hash": config_hash(cfg), "device": device_info(device)},
         )
         store.set_latest(prefix, run_id)
     if ckpt_path.is_file():
