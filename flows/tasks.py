@@ -251,21 +251,21 @@ def prepare_ecg_record(record: str, config: str, cache_dir: str) -> dict:
 
 
 @task(name="train-ecg", **TRAIN)
-def train_ecg_task(config: str, data: str, store_root: str | None, cv: bool = True) -> dict:
+def train_ecg_task(config: str, data: list[str], store_root: str | None, cv: bool = True, test: bool = False) -> dict:
     """``pipeline.ecg.train.train_ecg`` -> ``{"uri", "run_id", "metrics"}`` (model published to the store)."""
     from pipeline.config import EcgConfig, load_config
     from pipeline.ecg.train import train_ecg
 
     cfg = load_config(config, EcgConfig)
-    return train_ecg(cfg, data, store=Store.open(store_root), cv=cv, progress=False)
+    return train_ecg(cfg, data, store=Store.open(store_root), cv=cv, progress=False, test=test)
 
 
 @task(name="evaluate-ecg", **COMPUTE)
-def evaluate_ecg_task(data: str, model: str) -> dict:
+def evaluate_ecg_task(data: str | list[str], model: str, exclude: set[str] = frozenset()) -> dict:
     """``pipeline.ecg.evaluate.evaluate_folder`` (model and the rule baseline on the same records)."""
     from pipeline.ecg.evaluate import evaluate_folder
 
-    return evaluate_folder(data, model)
+    return evaluate_folder(data, model, exclude=exclude)
 
 
 @task(name="predict-ecg", **COMPUTE)

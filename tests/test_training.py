@@ -1,4 +1,5 @@
-"""The fit loop learns a separable problem, weights classes, and resumes after an interruption."""
+"""The fit loop learns a separable problem, weights classes, and resumes after an interruption; the
+training data a config names."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import EcgAugment
+from pipeline.config import REPO_ROOT, EcgAugment, EcgConfig
 from pipeline.ecg.inputs import augment_batch, make_input_fn, split_windows_torch
+from pipeline.ecg.train import training_sources
+from pipeline.errors import UserError
 from pipeline.models import create_model
 from pipeline.training import ArrayData, class_weights, fit, predict_logits
 
@@ -77,3 +80,14 @@ def test_augmentations_keep_shape_and_content():
     assert torch.count_nonzero(dropped) == 0
     windows = split_windows_torch(x, 5)
     assert windows.shape == (2, 4, 24, 5) and torch.equal(windows[:, 1], x[:, :, 5:10])
+
+
+def test_training_sources_start_at_the_repository_root(tmp_path, monkeypatch):
+    """The CLI and the flows pick the same folders, wherever they run (a worker's folder is elsewhere)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = EcgConfig(data=["samples/ecg", "/data/other", "s3://bucket/ecg"])
+    assert training_sources(cfg) == [str(REPO_ROOT / "samples" / "ecg"), "/data/other", "s3://bucket/ecg"]
+    assert training_sources(EcgConfig(data="samples/ecg")) == [str(REPO_ROOT / "samples" / "ecg")]
+    assert training_sources(cfg, [tmp_path]) == [str(tmp_path)]  # --data / data= as given
+    with pytest.raises(UserError, match="no training data"):
+        training_sources(EcgConfig())

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from pipeline.config import REPO_ROOT, EcgConfig, config_hash, dump_config
+from pipeline.config import REPO_ROOT, EcgConfig, config_hash, dump_config, repo_path
 from pipeline.ecg.prepare import PreparedRecord, find_all, prepare_many
 from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
@@ -43,10 +43,18 @@ class EcgDataset:
 
 def holdout_names(cfg: EcgConfig) -> set[str]:
     """Names of the internal test records the config keeps out of training and selection."""
-    if not cfg.holdout:
-        return set()
-    path = Path(cfg.holdout)
-    return read_record_list(path if path.is_absolute() else REPO_ROOT / path)
+    return read_record_list(repo_path(cfg.holdout)) if cfg.holdout else set()
+
+
+def training_sources(cfg: EcgConfig, data: list | None = None) -> list[str]:
+    """The folders/manifests to train on: ``data`` as given, else the config's ``data`` (one or a
+    list), relative to the repository root like ``holdout``. Used by the CLI and the flows alike."""
+    if data:
+        return [str(d) for d in data]
+    configured = cfg.data if isinstance(cfg.data, list) else [cfg.data] if cfg.data else []
+    if not configured:
+        raise UserError("no training data: pass data (--data DIR) or set 'data' in the config")
+    return [repo_path(d) for d in configured]
 
 
 def load_dataset(cfg: EcgConfig, data: str | Path | list, cache_dir: Path | None = None, progress: bool = True,
@@ -286,9 +294,7 @@ def score_holdout(bundle: Path, cfg: EcgConfig, sources: list[str], progress: bo
     from pipeline.ecg.bundle import load_bundle
     from pipeline.ecg.evaluate import evaluate_paths, select_records
 
-    holdout = Path(cfg.holdout)
-    report = evaluate_paths(load_bundle(bundle), select_records(sources, holdout if holdout.is_absolute() else REPO_ROOT / holdout),
-                            progress)
+    report = evaluate_paths(load_bundle(bundle), select_records(sources, repo_path(cfg.holdout)), progress)
     plot_confusion(report["confusion"], cfg.classes, bundle / "confusion_test.png",
                    f"{cfg.name}: internal test, acc {report['accuracy']:.3f}")
     return report
