@@ -41,15 +41,15 @@ def run_scalograms(config: str, sources: list[str], store: str | None, task_runn
                    max_workers: int = 2) -> dict:
     """Call the ``scalograms`` subflow with the chosen task runner (from inside a flow) on the records
     training will read: those of every source less the config's holdout, as ``train_ecg`` picks them."""
-    from pipeline.config import EcgConfig, config_hash, load_config
-    from pipeline.ecg.prepare import find_all
+    from pipeline.config import EcgConfig, load_config
+    from pipeline.ecg.prepare import cache_key, find_all
     from pipeline.ecg.train import holdout_names
 
     cfg = load_config(config, EcgConfig)
     records = [str(p) for p in find_all(sources, holdout_names(cfg))[0]]
     runner = make_task_runner(task_runner, max_workers)
     summary = scalograms.with_options(task_runner=runner)(config, records, ecg_feature_cache(cfg, store))
-    summary["cache_dir"] = str(Path(summary["cache_dir"]) / (config_hash(cfg.preprocess) + config_hash(cfg.scalogram)))
+    summary["cache_dir"] = str(Path(summary["cache_dir"]) / cache_key(cfg))
     return summary
 
 

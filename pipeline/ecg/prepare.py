@@ -69,6 +69,11 @@ def prepare_record(record: EcgRecord, cfg: EcgConfig, with_image: bool = True) -
     return PreparedRecord(record.name, image, slow, features, rhythm_label(record.dx_codes), note)
 
 
+def cache_key(cfg: EcgConfig) -> str:
+    """The feature-cache folder of a config: its preprocess + scalogram hash and the formats' versions."""
+    return f"{config_hash(cfg.preprocess)}{config_hash(cfg.scalogram)}-f{FEATURES_VERSION}-c{CACHE_VERSION}"
+
+
 def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None, with_image: bool = True) -> PreparedRecord:
     """``prepare_record(read_record(path))`` with an optional on-disk cache.
 
@@ -83,8 +88,7 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
         candidate = base.with_suffix(suffix)
         if candidate.exists():
             digest.update(candidate.read_bytes())
-    key = f"{config_hash(cfg.preprocess)}{config_hash(cfg.scalogram)}-f{FEATURES_VERSION}-c{CACHE_VERSION}"
-    cached = cache_dir / key / f"{base.name}-{digest.hexdigest()[:16]}.npz"
+    cached = cache_dir / cache_key(cfg) / f"{base.name}-{digest.hexdigest()[:16]}.npz"
     if cached.exists():
         with np.load(cached, allow_pickle=False) as data:
             label = RhythmLabel(str(data["status"]), str(data["label"]) or None, tuple(data["classes"].tolist()),

@@ -77,7 +77,9 @@ def test_ecg_train_takes_the_config_data_list_and_its_holdout(tmp_path, store_ro
     assert [Path(d).resolve() for d in metrics["data"]] == folders
     assert metrics["holdout"]["n_excluded"] == 2 and metrics["n_records"] == 10
     assert summary["evaluation"]["n_records"] == metrics["internal_test"]["n_records"] == 2
-    assert len(list((Path(store_root) / "features" / "ecg").rglob("*.npz"))) == 10  # holdout never prepared
+    report = (Path(summary["report_uri"]) / "report.md").read_text()
+    cache = Path(report.split("* feature cache: `", 1)[1].split("`", 1)[0])  # the folder the records are in
+    assert len(list(cache.glob("*.npz"))) == len(list(cache.parents[1].rglob("*.npz"))) == 10  # holdout never prepared
 
 
 def test_ecg_predict_batch_only_classifies_new_records(tmp_path, store_root):
