@@ -3,6 +3,8 @@ training data a config names."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -64,6 +66,15 @@ def test_training_resumes_from_checkpoint(tmp_path):
     assert torch.load(checkpoint, weights_only=False)["epoch"] == 1
     resumed = _fit(create_model("cnn1d", n_classes=4, channels=[8, 16]), data, epochs=5, checkpoint=checkpoint)
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3, 4]
+
+
+def test_each_epoch_is_logged_for_the_flow_logs(caplog):
+    """Flows train with progress bars off; the per-epoch lines reach Prefect through the logger."""
+    caplog.set_level(logging.INFO, logger="pipeline.training")
+    torch.manual_seed(0)
+    _fit(create_model("cnn1d", n_classes=4, channels=[4, 8]), _toy(), epochs=2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.training"]
+    assert len(lines) == 2 and lines[1].startswith("train: epoch 2/2, train loss")
 
 
 def test_class_weights_balance_counts():

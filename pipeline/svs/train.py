@@ -11,6 +11,7 @@ mixture) and published to ``models/svs/<name>/<run_id>/`` with a model card.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -22,6 +23,8 @@ import numpy as np
 from pipeline.config import REPO_ROOT, config_hash, dump_config
 from pipeline.errors import UserError
 from pipeline.svs.config import SvsConfig
+
+log = logging.getLogger(__name__)
 
 
 def work_dir_for(cfg: SvsConfig, data_key: str) -> Path:
@@ -135,7 +138,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     split = split_tracks(tracks, cfg.split, cfg.seed)
     if not split["train"]:
         raise UserError("the split left no training tracks")
-    say = print if progress else (lambda *a, **k: None)
+    say = print if progress else log.info  # a flow shows the log lines (PREFECT_LOGGING_EXTRA_LOGGERS=pipeline)
     for note in notes:
         say(f"note: {note}")
     say(f"tracks: {len(split['train'])} train, {len(split['val'])} val, {len(split['test'])} test "
