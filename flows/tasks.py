@@ -262,10 +262,11 @@ def train_ecg_task(config: str, data: list[str], store_root: str | None, cv: boo
 
 @task(name="evaluate-ecg", **COMPUTE)
 def evaluate_ecg_task(data: str | list[str], model: str, exclude: set[str] = frozenset()) -> dict:
-    """``pipeline.ecg.evaluate.evaluate_folder`` (model and the rule baseline on the same records)."""
+    """``pipeline.ecg.evaluate.evaluate_folder`` (model and the rule baseline on the same records);
+    no progress bar, which would only clutter the worker's log."""
     from pipeline.ecg.evaluate import evaluate_folder
 
-    return evaluate_folder(data, model, exclude=exclude)
+    return evaluate_folder(data, model, exclude=exclude, progress=False)
 
 
 @task(name="predict-ecg", **COMPUTE)

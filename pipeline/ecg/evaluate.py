@@ -95,12 +95,12 @@ def member_breakdown(model: LoadedModel, per_member: np.ndarray, truth: np.ndarr
 
 
 def evaluate_folder(data: str | Path | list, model_spec: str | None, backend: str = "auto", out: Path | None = None,
-                    only: str | Path | None = None, exclude: set[str] = frozenset()) -> dict:
+                    only: str | Path | None = None, exclude: set[str] = frozenset(), progress: bool = True) -> dict:
     """:func:`evaluate_paths` on the records of ``data`` (restricted to ``only``, less ``exclude``),
     written to ``out`` (``report.json``, the plots, and ``report.html`` with explanations of the errors)."""
     model = resolve_model(model_spec, backend=backend)
     paths = select_records(data, only, exclude)
-    report = evaluate_paths(model, paths)
+    report = evaluate_paths(model, paths, progress)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "report.json") as tmp:
