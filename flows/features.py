@@ -18,7 +18,7 @@ from prefect.futures import as_completed  # noqa: E402
 
 from flows._common import ecg_sources, make_task_runner, resolve_config  # noqa: E402
 from flows.alerts import HOOKS  # noqa: E402
-from flows.tasks import ecg_feature_cache, localize, prepare_ecg_record  # noqa: E402
+from flows.tasks import localize, prepare_ecg_record  # noqa: E402
 
 DEFAULT_CONFIG = "configs/ecg/ecg-default.yaml"
 
@@ -42,13 +42,15 @@ def run_scalograms(config: str, sources: list[str], store: str | None, task_runn
     """Call the ``scalograms`` subflow with the chosen task runner (from inside a flow) on the records
     training will read: those of every source less the config's holdout, as ``train_ecg`` picks them."""
     from pipeline.config import EcgConfig, load_config
-    from pipeline.ecg.prepare import cache_key, find_all
+    from pipeline.ecg.prepare import cache_key, feature_cache_dir, find_all
+    from pipeline.store import Store
     from pipeline.ecg.train import holdout_names
 
     cfg = load_config(config, EcgConfig)
     records = [str(p) for p in find_all(sources, holdout_names(cfg))[0]]
     runner = make_task_runner(task_runner, max_workers)
-    summary = scalograms.with_options(task_runner=runner)(config, records, ecg_feature_cache(cfg, store))
+    cache = feature_cache_dir(Store.open(store))
+    summary = scalograms.with_options(task_runner=runner)(config, records, str(cache))
     summary["cache_dir"] = str(Path(summary["cache_dir"]) / cache_key(cfg))
     return summary
 

@@ -226,16 +226,6 @@ def model_folder(store_root: str | None, prefix: tuple[str, ...]) -> str:
 
 
 # -- ECG -------------------------------------------------------------------------------------
-def ecg_feature_cache(cfg, store_root: str | None) -> str:
-    """Base folder of the scalogram cache: the store's ``features/ecg`` (the folder ``train_ecg``
-    reads) when the store is local, else a local folder. ``prepare_path`` keys entries below it
-    by config hash and record content hash."""
-    store = Store.open(store_root)
-    if store.is_local:
-        return store.path("features", "ecg")
-    return str(Path(tempfile.gettempdir()) / "pipeline-features" / "ecg")
-
-
 @task(name="prepare-ecg-record", cache_policy=NO_CACHE, timeout_seconds=600)
 def prepare_ecg_record(record: str, config: str, cache_dir: str) -> dict:
     """Scalogram, signal and rhythm features of one record, cached by content + config."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,15 @@ def prepare_record(record: EcgRecord, cfg: EcgConfig, with_image: bool = True) -
     image = stacked_scalogram(x, ScalogramSpec.from_config(cfg.scalogram, fs)) if with_image else np.zeros((0, 0), np.float32)
     slow = ecg_tf.resample(x, fs, SIGNAL_RATE_HZ)
     return PreparedRecord(record.name, image, slow, features, rhythm_label(record.dx_codes), note)
+
+
+def feature_cache_dir(store) -> Path:
+    """Base folder of the scalogram cache: the store's ``features/ecg`` when the store is a folder,
+    else one local folder (under the temp dir) that the flows' scalogram step and training share,
+    so a remote store does not mean computing every scalogram twice."""
+    if store.is_local:
+        return Path(store.path("features", "ecg"))
+    return Path(tempfile.gettempdir()) / "pipeline-features" / "ecg"
 
 
 def cache_key(cfg: EcgConfig) -> str:

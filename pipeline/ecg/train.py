@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from pipeline.config import REPO_ROOT, EcgConfig, config_hash, dump_config, repo_path
-from pipeline.ecg.prepare import PreparedRecord, find_all, prepare_many
+from pipeline.ecg.prepare import PreparedRecord, feature_cache_dir, find_all, prepare_many
 from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
 from pipeline.evaluation import calibration_report, classification_report, plot_confusion, plot_reliability, subgroup_recall
@@ -243,8 +243,7 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
     store = store or Store.open()
     device = device_info(resolve_device(cfg.train.device))
     started = time.perf_counter()
-    cache = Path(store.path("features", "ecg")) if store.is_local else None
-    dataset = load_dataset(cfg, data, cache, progress, exclude=holdout_names(cfg))
+    dataset = load_dataset(cfg, data, feature_cache_dir(store), progress, exclude=holdout_names(cfg))
     run_id = new_run_id()
     work = work_dir_for(cfg, data)
     work.mkdir(parents=True, exist_ok=True)

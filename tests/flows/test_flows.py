@@ -201,14 +201,12 @@ def test_scalograms_on_a_dask_cluster(rule_config, store_root):
     from prefect_dask import DaskTaskRunner
 
     from flows.features import scalograms
-    from flows.tasks import ecg_feature_cache
-    from pipeline.config import EcgConfig, load_config
-    from pipeline.ecg.prepare import find_records
+    from pipeline.ecg.prepare import feature_cache_dir, find_records
 
-    cfg = load_config(rule_config, EcgConfig)
     runner = DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": 2,
                                             "dashboard_address": None})
     records = [str(p) for p in find_records(SAMPLES)][:4]
-    summary = scalograms.with_options(task_runner=runner)(rule_config, records, ecg_feature_cache(cfg, store_root))
+    cache = str(feature_cache_dir(Store.open(store_root)))
+    summary = scalograms.with_options(task_runner=runner)(rule_config, records, cache)
     assert summary["n_usable"] == 4
     assert len(list((Path(store_root) / "features" / "ecg").rglob("*.npz"))) == 4
