@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.config import REPO_ROOT
+from pipeline.config import REPO_ROOT, repo_path
 from pipeline.errors import UserError
+
+FROM_REPO_ROOT = f"relative paths start at the repository root {REPO_ROOT}"
 
 
 def resolve_config(path: str) -> str:
@@ -19,23 +21,27 @@ def resolve_config(path: str) -> str:
     raise UserError(f"config file not found: {path}")
 
 
-def config_data(data: str | None, configured: str | list[str] | None, config: str = "the config") -> str:
-    """The one data folder a flow ingests: ``data``, else the config's (which may list only one).
+def config_data(data: str | None, configured: str | None, config: str = "the config") -> str:
+    """The one data folder a separator flow ingests: ``data``, else the config's.
 
     A relative path in the config is relative to the repository root, never to the worker's
     working folder; a local folder that does not exist fails here, before any retried task.
     """
     if data:
         return require_local(data, "data")
-    if isinstance(configured, list):
-        if len(configured) != 1:
-            raise UserError(f"{config} lists {len(configured)} data folders; a flow ingests one: pass data=")
-        configured = configured[0]
     if not configured:
         raise UserError(f"no data: pass data= or set 'data' in {config}")
-    if "://" not in configured and not Path(configured).expanduser().is_absolute():
-        configured = str(REPO_ROOT / configured)
-    return require_local(configured, f"'data' of {config} (relative paths start at the repository root {REPO_ROOT})")
+    return require_local(repo_path(configured), f"'data' of {config} ({FROM_REPO_ROOT})")
+
+
+def ecg_sources(data: str | list[str] | None, cfg, config: str = "the config") -> list[str]:
+    """The folders/manifests an ECG flow trains on, chosen as ``pipeline train ecg`` chooses them
+    (``training_sources``: ``data``, else the config's list); each checked before any retried task."""
+    from pipeline.ecg.train import training_sources
+
+    given = [data] if isinstance(data, str) else data
+    what = "data" if given else f"'data' of {config} ({FROM_REPO_ROOT})"
+    return [require_local(source, what) for source in training_sources(cfg, given)]
 
 
 def require_local(path: str, what: str) -> str:
@@ -56,13 +62,13 @@ def training_device(requested: str, require_cuda: bool) -> dict:
     """
     import torch
 
-    from pipeline.device import resolve_device
+    from pipeline.device import device_info, resolve_device
 
     device = resolve_device(requested)
     if require_cuda and device.type != "cuda":
         raise UserError(f"require_cuda is set but training would run on {device} "
                         f"(device {requested!r}, torch.cuda.is_available()={torch.cuda.is_available()})")
-    info = {"device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    info = device_info(device)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     if device.type != "cuda" and requested == "auto" and visible not in ("", "-1"):
         info["warning"] = (f"device 'auto' fell back to the CPU although CUDA_VISIBLE_DEVICES={visible!r}: "

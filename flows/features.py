@@ -16,9 +16,9 @@ import flows  # noqa: E402,F401  (ephemeral-mode defaults before Prefect is impo
 from prefect import flow, unmapped  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
 
-from flows._common import config_data, make_task_runner, resolve_config  # noqa: E402
+from flows._common import ecg_sources, make_task_runner, resolve_config  # noqa: E402
 from flows.alerts import HOOKS  # noqa: E402
-from flows.tasks import ecg_feature_cache, localize, prepare_ecg_record  # noqa: E402
+from flows.tasks import localize, prepare_ecg_record  # noqa: E402
 
 DEFAULT_CONFIG = "configs/ecg/ecg-default.yaml"
 
@@ -37,30 +37,35 @@ def scalograms(config: str, records: list[str], cache_dir: str) -> dict:
     }
 
 
-def run_scalograms(config: str, data_dir: str, store: str | None, task_runner: str = "threads",
+def run_scalograms(config: str, sources: list[str], store: str | None, task_runner: str = "threads",
                    max_workers: int = 2) -> dict:
-    """Call the ``scalograms`` subflow with the chosen task runner (from inside a flow)."""
-    from pipeline.config import EcgConfig, config_hash, load_config
-    from pipeline.ecg.prepare import find_records
+    """Call the ``scalograms`` subflow with the chosen task runner (from inside a flow) on the records
+    training will read: those of every source less the config's holdout, as ``train_ecg`` picks them."""
+    from pipeline.config import EcgConfig, load_config
+    from pipeline.ecg.prepare import cache_key, feature_cache_dir, find_all
+    from pipeline.store import Store
+    from pipeline.ecg.train import holdout_names
 
     cfg = load_config(config, EcgConfig)
-    records = [str(p) for p in find_records(data_dir)]
+    records = [str(p) for p in find_all(sources, holdout_names(cfg))[0]]
     runner = make_task_runner(task_runner, max_workers)
-    summary = scalograms.with_options(task_runner=runner)(config, records, ecg_feature_cache(cfg, store))
-    summary["cache_dir"] = str(Path(summary["cache_dir"]) / (config_hash(cfg.preprocess) + config_hash(cfg.scalogram)))
+    cache = feature_cache_dir(Store.open(store))
+    summary = scalograms.with_options(task_runner=runner)(config, records, str(cache))
+    summary["cache_dir"] = str(Path(summary["cache_dir"]) / cache_key(cfg))
     return summary
 
 
 @flow(name="ecg-features", log_prints=True, timeout_seconds=4 * 3600, **HOOKS)
-def ecg_features(config: str = DEFAULT_CONFIG, data: str | None = None, store: str | None = None,
+def ecg_features(config: str = DEFAULT_CONFIG, data: str | list[str] | None = None, store: str | None = None,
                  task_runner: str = "threads", max_workers: int = 2) -> dict:
-    """Scalograms for every record of ``data`` (default: the config's ``data``) into the feature cache."""
+    """Scalograms for every record of ``data`` (one or several folders/manifests; default: the
+    config's ``data``) except the config's holdout, into the feature cache."""
     from pipeline.config import EcgConfig, load_config
 
     config = resolve_config(config)
     cfg = load_config(config, EcgConfig)
-    source = config_data(data, cfg.data, config)
-    summary = run_scalograms(config, localize(source), store, task_runner, max_workers)
+    sources = ecg_sources(data, cfg, config)
+    summary = run_scalograms(config, [localize(s) for s in sources], store, task_runner, max_workers)
     print(f"{summary['n_usable']}/{summary['n_records']} records usable; cache {summary['cache_dir']}")
     return summary
 

@@ -226,16 +226,6 @@ def model_folder(store_root: str | None, prefix: tuple[str, ...]) -> str:
 
 
 # -- ECG -------------------------------------------------------------------------------------
-def ecg_feature_cache(cfg, store_root: str | None) -> str:
-    """Base folder of the scalogram cache: the store's ``features/ecg`` (the folder ``train_ecg``
-    reads) when the store is local, else a local folder. ``prepare_path`` keys entries below it
-    by config hash and record content hash."""
-    store = Store.open(store_root)
-    if store.is_local:
-        return store.path("features", "ecg")
-    return str(Path(tempfile.gettempdir()) / "pipeline-features" / "ecg")
-
-
 @task(name="prepare-ecg-record", cache_policy=NO_CACHE, timeout_seconds=600)
 def prepare_ecg_record(record: str, config: str, cache_dir: str) -> dict:
     """Scalogram, signal and rhythm features of one record, cached by content + config."""
@@ -251,21 +241,22 @@ def prepare_ecg_record(record: str, config: str, cache_dir: str) -> dict:
 
 
 @task(name="train-ecg", **TRAIN)
-def train_ecg_task(config: str, data: str, store_root: str | None, cv: bool = True) -> dict:
+def train_ecg_task(config: str, data: list[str], store_root: str | None, cv: bool = True, test: bool = False) -> dict:
     """``pipeline.ecg.train.train_ecg`` -> ``{"uri", "run_id", "metrics"}`` (model published to the store)."""
     from pipeline.config import EcgConfig, load_config
     from pipeline.ecg.train import train_ecg
 
     cfg = load_config(config, EcgConfig)
-    return train_ecg(cfg, data, store=Store.open(store_root), cv=cv, progress=False)
+    return train_ecg(cfg, data, store=Store.open(store_root), cv=cv, progress=False, test=test)
 
 
 @task(name="evaluate-ecg", **COMPUTE)
-def evaluate_ecg_task(data: str, model: str) -> dict:
-    """``pipeline.ecg.evaluate.evaluate_folder`` (model and the rule baseline on the same records)."""
+def evaluate_ecg_task(data: str | list[str], model: str, exclude: set[str] = frozenset()) -> dict:
+    """``pipeline.ecg.evaluate.evaluate_folder`` (model and the rule baseline on the same records);
+    no progress bar, which would only clutter the worker's log."""
     from pipeline.ecg.evaluate import evaluate_folder
 
-    return evaluate_folder(data, model)
+    return evaluate_folder(data, model, exclude=exclude, progress=False)
 
 
 @task(name="predict-ecg", **COMPUTE)

@@ -16,6 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
 
 
+def repo_path(path: str | Path) -> str:
+    """A path written in a config, relative to the repository root (not to the working folder, which
+    differs between a shell and a Prefect worker); absolute paths and URLs are kept."""
+    path = str(path)
+    return path if "://" in path else str(REPO_ROOT / Path(path).expanduser())
+
+
 class StrictModel(BaseModel):
     """Base for config sections: unknown keys are errors (a typo must not be ignored)."""
 

@@ -19,6 +19,14 @@ def resolve_device(name: str = "auto"):
     return torch.device(name)
 
 
+def device_info(device) -> dict:
+    """``{"device": "cuda:0", "gpu": "NVIDIA H200"}`` (``gpu`` None off CUDA) for a torch device:
+    what trained a model, recorded in metrics.json and the manifest (``auto`` may fall back to CPU)."""
+    import torch
+
+    return {"device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+
+
 def seed_everything(seed: int) -> None:
     import torch
 

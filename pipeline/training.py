@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)  # per-epoch lines; flows show them (PREFECT_LOGGING_EXTRA_LOGGERS=pipeline)
 
 
 @dataclass
@@ -123,6 +126,8 @@ def fit(
         else:
             stale += 1
         bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}", acc=f"{val_acc:.3f}")
+        log.info("%s: epoch %d/%d, train loss %.4f, val loss %.4f, val accuracy %.3f", desc, epoch + 1, epochs,
+                 history[-1]["train_loss"], val_loss, val_acc)
         if checkpoint is not None:
             tmp = checkpoint.with_suffix(".tmp")
             torch.save(

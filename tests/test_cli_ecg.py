@@ -57,6 +57,9 @@ def test_train_publishes_a_complete_model_folder(tiny_model):
     assert cv["n_records"] == 12 and len(cv["fold_accuracy"]) == 2
     assert 0 <= cv["baseline"]["accuracy"] <= 1
     assert "rule baseline" in (folder / "MODEL_CARD.md").read_text()
+    device = {"device": metrics["device"], "gpu": metrics["gpu"]}  # what trained it (auto may fall back to CPU)
+    assert device["device"] in ("cpu", "cuda") and (device["gpu"] is None) == (device["device"] == "cpu")
+    assert json.loads((folder / "manifest.json").read_text())["device"] == device
 
 
 def test_predict_json_with_a_store_model(cli, tiny_model, monkeypatch):

@@ -1,11 +1,14 @@
-"""Record preparation: cache keyed by content and config, worker processes equal to in-process."""
+"""Record preparation: cache keyed by content and config, worker processes equal to in-process,
+one cache for the flows' scalogram step and training."""
 
 from __future__ import annotations
+
+import tempfile
 
 import numpy as np
 
 from pipeline.config import EcgConfig
-from pipeline.ecg.prepare import find_records, prepare_many, prepare_path
+from pipeline.ecg.prepare import feature_cache_dir, find_records, prepare_many, prepare_path
 from pipeline.errors import UserError
 from tests.conftest import SAMPLE_ECG
 
@@ -71,3 +74,24 @@ def test_preparation_skips_what_a_model_does_not_read_with_identical_inputs():
     assert image_only.features.size == 0
     np.testing.assert_array_equal(image_only.image, full.image)
     assert resolve_model("rule").needed == Needed(image=False, features=True)
+
+
+def test_training_on_a_remote_store_reads_the_scalograms_the_flow_cached(tmp_path, monkeypatch):
+    """``ecg-train`` prepares every record into ``feature_cache_dir`` first; with an ``s3://`` store
+    ``train_ecg`` used to compute them all again."""
+    from pipeline.ecg import prepare
+    from pipeline.ecg.train import train_ecg
+    from pipeline.store import Store
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("PIPELINE_WORK", str(tmp_path / "work"))
+    store = Store.open("memory://remote-feature-cache")
+    assert not store.is_local
+    cfg = EcgConfig(name="remote-cache", model={"name": "rule"}, train={"folds": 2})
+    for path in find_records(SAMPLE_ECG):  # the flow's scalogram step
+        prepare_path(path, cfg, feature_cache_dir(store))
+    computed = []
+    real = prepare.prepare_record
+    monkeypatch.setattr(prepare, "prepare_record", lambda *a, **k: computed.append(a[0].name) or real(*a, **k))
+    result = train_ecg(cfg, SAMPLE_ECG, store=store, progress=False)
+    assert computed == [] and result["metrics"]["n_records"] == 12

@@ -14,8 +14,10 @@ from svs_util import tiny_bundle, tiny_config, toy_stems, write_toy_dataset, one
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_train_publishes_a_self_describing_run_and_resumes(tmp_path, monkeypatch):
+def test_train_publishes_a_self_describing_run_and_resumes(tmp_path, monkeypatch, caplog):
     from pipeline.svs.train import train_separator
+
+    caplog.set_level("INFO", logger="pipeline.svs.train")  # progress=False (flows): lines go to the log
 
     data = write_toy_dataset(tmp_path / "data", n_tracks=4, seconds=1.0)
     store = Store.open(tmp_path / "store")
@@ -29,6 +31,7 @@ def test_train_publishes_a_self_describing_run_and_resumes(tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match="simulated"):
         train_separator(cfg, data, store=store, progress=False, work_dir=work)
     assert (work / "checkpoint.pt").is_file()
+    assert any(r.getMessage().startswith("step ") for r in caplog.records if r.name == "pipeline.svs.train")
     monkeypatch.undo()
 
     lines = []
@@ -46,6 +49,7 @@ def test_train_publishes_a_self_describing_run_and_resumes(tmp_path, monkeypatch
     assert meta["config"]["stft"]["n_fft"] == 256 and meta["split"]["test"]
     assert not set(meta["split"]["test"]) & set(meta["split"]["train"])
     assert "gnsdr_vocals" in result["metrics"]
+    assert manifest["device"] == {"device": meta["device"], "gpu": meta["gpu"]} and meta["device"] in ("cpu", "cuda")
 
 
 def test_evaluation_report_has_model_oracle_and_mixture(tmp_path):

@@ -1,13 +1,18 @@
-"""The fit loop learns a separable problem, weights classes, and resumes after an interruption."""
+"""The fit loop learns a separable problem, weights classes, and resumes after an interruption; the
+training data a config names."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.config import EcgAugment
+from pipeline.config import REPO_ROOT, EcgAugment, EcgConfig
 from pipeline.ecg.inputs import augment_batch, make_input_fn, split_windows_torch
+from pipeline.ecg.train import training_sources
+from pipeline.errors import UserError
 from pipeline.models import create_model
 from pipeline.training import ArrayData, class_weights, fit, predict_logits
 
@@ -63,6 +68,15 @@ def test_training_resumes_from_checkpoint(tmp_path):
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3, 4]
 
 
+def test_each_epoch_is_logged_for_the_flow_logs(caplog):
+    """Flows train with progress bars off; the per-epoch lines reach Prefect through the logger."""
+    caplog.set_level(logging.INFO, logger="pipeline.training")
+    torch.manual_seed(0)
+    _fit(create_model("cnn1d", n_classes=4, channels=[4, 8]), _toy(), epochs=2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.training"]
+    assert len(lines) == 2 and lines[1].startswith("train: epoch 2/2, train loss")
+
+
 def test_class_weights_balance_counts():
     weights = class_weights(np.array([0, 0, 0, 1]), 3)
     assert torch.allclose(weights, torch.tensor([4 / 9, 4 / 3, 1.0]))
@@ -77,3 +91,14 @@ def test_augmentations_keep_shape_and_content():
     assert torch.count_nonzero(dropped) == 0
     windows = split_windows_torch(x, 5)
     assert windows.shape == (2, 4, 24, 5) and torch.equal(windows[:, 1], x[:, :, 5:10])
+
+
+def test_training_sources_start_at_the_repository_root(tmp_path, monkeypatch):
+    """The CLI and the flows pick the same folders, wherever they run (a worker's folder is elsewhere)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = EcgConfig(data=["samples/ecg", "/data/other", "s3://bucket/ecg"])
+    assert training_sources(cfg) == [str(REPO_ROOT / "samples" / "ecg"), "/data/other", "s3://bucket/ecg"]
+    assert training_sources(EcgConfig(data="samples/ecg")) == [str(REPO_ROOT / "samples" / "ecg")]
+    assert training_sources(cfg, [tmp_path]) == [str(tmp_path)]  # --data / data= as given
+    with pytest.raises(UserError, match="no training data"):
+        training_sources(EcgConfig())

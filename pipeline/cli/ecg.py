@@ -140,14 +140,10 @@ def train_ecg_command(
 ) -> None:
     """Train an ECG classifier (or ensemble), report it beside the rule baseline, publish it to the store."""
     from pipeline.config import EcgConfig, load_config
-    from pipeline.ecg.train import train_ecg
+    from pipeline.ecg.train import train_ecg, training_sources
 
     cfg = load_config(config, EcgConfig)
-    configured = cfg.data if isinstance(cfg.data, list) else [cfg.data] if cfg.data else []
-    sources = list(data) if data else [Path(d) for d in configured]
-    if not sources:
-        raise UserError("no training data: pass --data DIR or set 'data' in the config")
-    result = train_ecg(cfg, sources, cv=cv, bundle_dir=bundle, test=test)
+    result = train_ecg(cfg, training_sources(cfg, data), cv=cv, bundle_dir=bundle, test=test)
     metrics = result["metrics"]
     for title, report in (("cv", metrics.get("cross_validation")), ("validation", metrics.get("validation", {}).get("ensemble")),
                           ("internal test", metrics.get("internal_test"))):

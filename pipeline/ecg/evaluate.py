@@ -19,9 +19,10 @@ from pipeline.evaluation import (calibration_report, classification_report, plot
 from pipeline.models.rule import rule_predict
 
 
-def select_records(data: str | Path | list, only: str | Path | None) -> list[Path]:
-    """Record paths of ``data``; with ``only`` (a record list file), just the records it names."""
-    paths, _ = find_all(data)
+def select_records(data: str | Path | list, only: str | Path | None, exclude: set[str] = frozenset()) -> list[Path]:
+    """Record paths of ``data`` less those named in ``exclude``; with ``only`` (a record list file),
+    just the records it names."""
+    paths, _ = find_all(data, exclude)
     if only is None:
         return paths
     wanted = read_record_list(only)
@@ -94,12 +95,12 @@ def member_breakdown(model: LoadedModel, per_member: np.ndarray, truth: np.ndarr
 
 
 def evaluate_folder(data: str | Path | list, model_spec: str | None, backend: str = "auto", out: Path | None = None,
-                    only: str | Path | None = None) -> dict:
-    """:func:`evaluate_paths` on the records of ``data`` (restricted to ``only``), written to ``out``
-    (``report.json``, the plots, and ``report.html`` with explanations of the errors)."""
+                    only: str | Path | None = None, exclude: set[str] = frozenset(), progress: bool = True) -> dict:
+    """:func:`evaluate_paths` on the records of ``data`` (restricted to ``only``, less ``exclude``),
+    written to ``out`` (``report.json``, the plots, and ``report.html`` with explanations of the errors)."""
     model = resolve_model(model_spec, backend=backend)
-    paths = select_records(data, only)
-    report = evaluate_paths(model, paths)
+    paths = select_records(data, only, exclude)
+    report = evaluate_paths(model, paths, progress)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "report.json") as tmp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,20 @@ def prepare_record(record: EcgRecord, cfg: EcgConfig, needed: Needed = EVERYTHIN
     return PreparedRecord(record.name, image, slow, features, rhythm_label(record.dx_codes), note)
 
 
+def feature_cache_dir(store) -> Path:
+    """Base folder of the scalogram cache: the store's ``features/ecg`` when the store is a folder,
+    else one local folder (under the temp dir) that the flows' scalogram step and training share,
+    so a remote store does not mean computing every scalogram twice."""
+    if store.is_local:
+        return Path(store.path("features", "ecg"))
+    return Path(tempfile.gettempdir()) / "pipeline-features" / "ecg"
+
+
+def cache_key(cfg: EcgConfig) -> str:
+    """The feature-cache folder of a config: its preprocess + scalogram hash and the formats' versions."""
+    return f"{config_hash(cfg.preprocess)}{config_hash(cfg.scalogram)}-f{FEATURES_VERSION}-c{CACHE_VERSION}"
+
+
 def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None, needed: Needed = EVERYTHING) -> PreparedRecord:
     """``prepare_record(read_record(path))`` with an optional on-disk cache.
 
@@ -96,8 +111,7 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
         candidate = base.with_suffix(suffix)
         if candidate.exists():
             digest.update(candidate.read_bytes())
-    key = f"{config_hash(cfg.preprocess)}{config_hash(cfg.scalogram)}-f{FEATURES_VERSION}-c{CACHE_VERSION}"
-    cached = cache_dir / key / f"{base.name}-{digest.hexdigest()[:16]}.npz"
+    cached = cache_dir / cache_key(cfg) / f"{base.name}-{digest.hexdigest()[:16]}.npz"
     if cached.exists():
         with np.load(cached, allow_pickle=False) as data:
             label = RhythmLabel(str(data["status"]), str(data["label"]) or None, tuple(data["classes"].tolist()),

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from pipeline.config import REPO_ROOT, EcgConfig, config_hash, dump_config
-from pipeline.ecg.prepare import PreparedRecord, find_all, prepare_many
+from pipeline.config import REPO_ROOT, EcgConfig, config_hash, dump_config, repo_path
+from pipeline.ecg.prepare import PreparedRecord, feature_cache_dir, find_all, prepare_many
 from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
 from pipeline.evaluation import calibration_report, classification_report, plot_confusion, plot_reliability, subgroup_recall
@@ -43,10 +43,18 @@ class EcgDataset:
 
 def holdout_names(cfg: EcgConfig) -> set[str]:
     """Names of the internal test records the config keeps out of training and selection."""
-    if not cfg.holdout:
-        return set()
-    path = Path(cfg.holdout)
-    return read_record_list(path if path.is_absolute() else REPO_ROOT / path)
+    return read_record_list(repo_path(cfg.holdout)) if cfg.holdout else set()
+
+
+def training_sources(cfg: EcgConfig, data: list | None = None) -> list[str]:
+    """The folders/manifests to train on: ``data`` as given, else the config's ``data`` (one or a
+    list), relative to the repository root like ``holdout``. Used by the CLI and the flows alike."""
+    if data:
+        return [str(d) for d in data]
+    configured = cfg.data if isinstance(cfg.data, list) else [cfg.data] if cfg.data else []
+    if not configured:
+        raise UserError("no training data: pass data (--data DIR) or set 'data' in the config")
+    return [repo_path(d) for d in configured]
 
 
 def load_dataset(cfg: EcgConfig, data: str | Path | list, cache_dir: Path | None = None, progress: bool = True,
@@ -226,15 +234,16 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
         ``{"uri", "run_id", "metrics"}``; the run folder holds model.json, the weights and ONNX
         export(s), config.yaml, metrics.json, confusion/reliability plots and MODEL_CARD.md.
     """
+    from pipeline.device import device_info, resolve_device
     from pipeline.store import Store, new_run_id, validate_id
 
     validate_id(cfg.name, "model name")
     if test and not cfg.holdout:
         raise UserError("--test needs a 'holdout' record list in the config")
     store = store or Store.open()
+    device = device_info(resolve_device(cfg.train.device))
     started = time.perf_counter()
-    cache = Path(store.path("features", "ecg")) if store.is_local else None
-    dataset = load_dataset(cfg, data, cache, progress, exclude=holdout_names(cfg))
+    dataset = load_dataset(cfg, data, feature_cache_dir(store), progress, exclude=holdout_names(cfg))
     run_id = new_run_id()
     work = work_dir_for(cfg, data)
     work.mkdir(parents=True, exist_ok=True)
@@ -243,7 +252,8 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
         bundle = Path(tmp) / "bundle"
         metrics: dict = {"n_records": len(dataset.records), "n_skipped": len(dataset.skipped),
                          "skipped": [{"record": n, "reason": r} for n, r in dataset.skipped],
-                         "holdout": {"list": cfg.holdout, "n_excluded": len(dataset.held_out)}, "data": sources}
+                         "holdout": {"list": cfg.holdout, "n_excluded": len(dataset.held_out)}, "data": sources,
+                         **device}
         extra: dict = {"run_id": run_id}
         if cfg.model.name == "ensemble":
             from pipeline.ecg.ensemble import train_ensemble
@@ -267,7 +277,8 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
         finish_bundle_dir(bundle, cfg, metrics, extra)
         files = {p.name: p for p in sorted(bundle.iterdir())}
         uri = store.publish_run(("models", "ecg", cfg.name, run_id), files, kind="model", config=cfg.model_dump(mode="json"),
-                                metrics=_headline(metrics), inputs=[{"uri": d, "records": len(dataset.records)} for d in sources])
+                                metrics=_headline(metrics), inputs=[{"uri": d, "records": len(dataset.records)} for d in sources],
+                                extra={"device": device})
         store.set_latest(("models", "ecg", cfg.name), run_id)
         shutil.rmtree(work, ignore_errors=True)  # published: the checkpoints have done their job
         if bundle_dir is not None:
@@ -282,9 +293,7 @@ def score_holdout(bundle: Path, cfg: EcgConfig, sources: list[str], progress: bo
     from pipeline.ecg.bundle import load_bundle
     from pipeline.ecg.evaluate import evaluate_paths, select_records
 
-    holdout = Path(cfg.holdout)
-    report = evaluate_paths(load_bundle(bundle), select_records(sources, holdout if holdout.is_absolute() else REPO_ROOT / holdout),
-                            progress)
+    report = evaluate_paths(load_bundle(bundle), select_records(sources, repo_path(cfg.holdout)), progress)
     plot_confusion(report["confusion"], cfg.classes, bundle / "confusion_test.png",
                    f"{cfg.name}: internal test, acc {report['accuracy']:.3f}")
     return report

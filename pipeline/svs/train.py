@@ -11,6 +11,7 @@ mixture) and published to ``models/svs/<name>/<run_id>/`` with a model card.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -22,6 +23,8 @@ import numpy as np
 from pipeline.config import REPO_ROOT, config_hash, dump_config
 from pipeline.errors import UserError
 from pipeline.svs.config import SvsConfig
+
+log = logging.getLogger(__name__)
 
 
 def work_dir_for(cfg: SvsConfig, data_key: str) -> Path:
@@ -118,7 +121,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     """
     import torch
 
-    from pipeline.device import resolve_device, seed_everything
+    from pipeline.device import device_info, resolve_device, seed_everything
     from pipeline.store import Store, new_run_id, validate_id
     from pipeline.svs.bundle import LoadedSeparator, TorchRunner, save_bundle
     from pipeline.svs.data import PatchSampler, discover_tracks, split_tracks
@@ -135,7 +138,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     split = split_tracks(tracks, cfg.split, cfg.seed)
     if not split["train"]:
         raise UserError("the split left no training tracks")
-    say = print if progress else (lambda *a, **k: None)
+    say = print if progress else log.info  # a flow shows the log lines (PREFECT_LOGGING_EXTRA_LOGGERS=pipeline)
     for note in notes:
         say(f"note: {note}")
     say(f"tracks: {len(split['train'])} train, {len(split['val'])} val, {len(split['test'])} test "
@@ -243,7 +246,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         "pretrain_cpu_seconds": round(pretrain_cpu, 1),
         "train_steps": state["step"],
         "threads": cfg.train.threads,
-        "device": str(device),
+        **device_info(device),
         "n_parameters": count_parameters(model),
         "history": state["history"],
     }
@@ -275,7 +278,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         uri = store.publish_run(
             (*prefix, run_id), files, kind="svs-model", config=cfg.model_dump(mode="json"), metrics=metrics,
             inputs=[{"track": t.track_id} for t in split["train"]],
-            extra={"split": meta_extra["split"], "config_hash": config_hash(cfg)},
+            extra={"split": meta_extra["split"], "config_hash": config_hash(cfg), "device": device_info(device)},
         )
         store.set_latest(prefix, run_id)
     if ckpt_path.is_file():

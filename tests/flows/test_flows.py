@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.store import Store
 from flow_helpers import REPO, artifacts_of, publish_tiny_separator, tiny_svs_config, write_tone
@@ -42,13 +44,42 @@ def test_ecg_train_publishes_model_report_and_ui_artifacts(rule_config, store_ro
     assert report["device"] == summary["device"]
     assert report["model_uri"] == summary["model_uri"] and report["flow_run_id"] == str(state.state_details.flow_run_id)
     assert "Confusion" in (Path(summary["report_uri"]) / "report.md").read_text()
-    dataset = store.read_manifest(*Path(summary["dataset_uri"]).relative_to(store_root).parts)
+    dataset = store.read_manifest(*Path(summary["dataset_uris"][0]).relative_to(store_root).parts)
     assert dataset["metrics"]["n_files"] == 24  # 12 records: .hea + .mat
     feature_dirs = [p for p in (Path(store_root) / "features" / "ecg").iterdir() if p.is_dir()]
     assert len(feature_dirs) == 1 and len(list(feature_dirs[0].glob("*.npz"))) == 12
     keys = _keys(state.state_details.flow_run_id)
     assert keys == {"ecg-train-metrics": "table", "ecg-train-report": "markdown",
                     "ecg-train-manifest": "link", "ecg-train-progress": "progress"}
+
+
+def test_ecg_train_takes_the_config_data_list_and_its_holdout(tmp_path, store_root, monkeypatch):
+    """As ``pipeline train ecg``: every folder of the config's ``data`` (relative to the repository
+    root), the ``holdout`` records never prepared for training, and scored once with ``test``."""
+    from flows.ecg_train import ecg_train
+
+    names = sorted(p.stem for p in SAMPLES.glob("*.hea"))
+    folders = [tmp_path / "first", tmp_path / "second"]
+    for i, name in enumerate(names):
+        folders[i % 2].mkdir(exist_ok=True)
+        shutil.copy(SAMPLES / f"{name}.hea", folders[i % 2])
+        shutil.copy(SAMPLES / f"{name}.mat", folders[i % 2])
+    (tmp_path / "holdout.txt").write_text("\n".join(names[:2]) + "\n")  # one from each folder
+    config = tmp_path / "ecg-list.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "ecg-listtest", "data": [os.path.relpath(f, REPO) for f in folders],
+        "holdout": str(tmp_path / "holdout.txt"), "model": {"name": "rule"}, "train": {"folds": 2}}))
+    monkeypatch.chdir(tmp_path)  # a worker's working folder is not the checkout
+
+    summary = ecg_train(config=str(config), store=store_root, test=True)
+    assert len(summary["dataset_uris"]) == 2
+    metrics = json.loads((Path(summary["model_uri"]) / "metrics.json").read_text())
+    assert [Path(d).resolve() for d in metrics["data"]] == folders
+    assert metrics["holdout"]["n_excluded"] == 2 and metrics["n_records"] == 10
+    assert summary["evaluation"]["n_records"] == metrics["internal_test"]["n_records"] == 2
+    report = (Path(summary["report_uri"]) / "report.md").read_text()
+    cache = Path(report.split("* feature cache: `", 1)[1].split("`", 1)[0])  # the folder the records are in
+    assert len(list(cache.glob("*.npz"))) == len(list(cache.parents[1].rglob("*.npz"))) == 10  # holdout never prepared
 
 
 def test_ecg_predict_batch_only_classifies_new_records(tmp_path, store_root):
@@ -170,14 +201,12 @@ def test_scalograms_on_a_dask_cluster(rule_config, store_root):
     from prefect_dask import DaskTaskRunner
 
     from flows.features import scalograms
-    from flows.tasks import ecg_feature_cache
-    from pipeline.config import EcgConfig, load_config
-    from pipeline.ecg.prepare import find_records
+    from pipeline.ecg.prepare import feature_cache_dir, find_records
 
-    cfg = load_config(rule_config, EcgConfig)
     runner = DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": 2,
                                             "dashboard_address": None})
     records = [str(p) for p in find_records(SAMPLES)][:4]
-    summary = scalograms.with_options(task_runner=runner)(rule_config, records, ecg_feature_cache(cfg, store_root))
+    cache = str(feature_cache_dir(Store.open(store_root)))
+    summary = scalograms.with_options(task_runner=runner)(rule_config, records, cache)
     assert summary["n_usable"] == 4
     assert len(list((Path(store_root) / "features" / "ecg").rglob("*.npz"))) == 4

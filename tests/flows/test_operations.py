@@ -12,9 +12,10 @@ import pytest
 from prefect import flow, task
 from prefect.logging import disable_run_logger
 
-from flows._common import config_data, training_device
+from flows._common import config_data, ecg_sources, training_device
 from flows.tasks import IO_RETRIES, publish_report, sweep_incomplete
 from flow_helpers import REPO, artifacts_of
+from pipeline.config import EcgConfig
 from pipeline.errors import UserError
 from pipeline.store import Store
 
@@ -44,9 +45,12 @@ def test_only_transient_errors_are_retried(kind, attempts):
 def test_config_data_is_relative_to_the_repository_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a worker's working folder is not the checkout
     assert config_data(None, "samples/ecg") == str(REPO / "samples" / "ecg")
-    assert config_data(None, ["samples/ecg"]) == str(REPO / "samples" / "ecg")
+    assert ecg_sources(None, EcgConfig(data=["samples/ecg", "s3://bucket/ecg"])) == [
+        str(REPO / "samples" / "ecg"), "s3://bucket/ecg"]
     with pytest.raises(UserError, match="repository root"):
-        config_data(None, "../no/such/data", "ecg-default.yaml")
+        config_data(None, "../no/such/data", "svs-default.yaml")
+    with pytest.raises(UserError, match="repository root"):
+        ecg_sources(None, EcgConfig(data=["samples/ecg", "../no/such/data"]), "ecg-default.yaml")
     with pytest.raises(UserError, match="does not exist"):
         config_data(str(tmp_path / "missing"), None)
     assert config_data("s3://bucket/ecg", None) == "s3://bucket/ecg"  # remote: checked when read

@@ -13,6 +13,7 @@ from flows._common import make_task_runner, resolve_config
 from flows.tasks import (
     artifact_key,
     confusion_markdown,
+    evaluate_ecg_task,
     ingest_dataset,
     list_inbox,
     load_callable,
@@ -87,6 +88,12 @@ def test_ingest_dataset_is_content_addressed(tmp_path):
     assert ingest_dataset.fn(str(data), "ecg-test", store)["version"] != first["version"]
     with pytest.raises(UserError):
         ingest_dataset.fn(str(tmp_path / "missing"), "x", store)
+
+
+def test_evaluate_task_draws_no_progress_bar_in_worker_logs(capsys):
+    report = evaluate_ecg_task.fn(str(REPO / "samples" / "ecg"), "rule", {"JS00007"})
+    assert report["n_records"] == 11  # the excluded (holdout) record is left out
+    assert "prepare records" not in capsys.readouterr().err
 
 
 def test_markdown_helpers():
