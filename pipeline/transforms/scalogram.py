@@ -94,6 +94,23 @@ def _plan(n: int, scales: tuple[float, ...], bandwidth: float, centre: float, ma
     return [(n_fft, stride, np.array(rows)) for (n_fft, stride), rows in sorted(groups.items())]
 
 
+def _scale_groups(n: int, fs: float, frequencies: np.ndarray, wavelet: str, n_out: int | None):
+    """The groups of :func:`_plan` for ``n`` samples, each with what its inverse FFTs need:
+    ``(n_fft, stride, rows, n_inverse, n_keep, bank)`` (inverse FFT length, samples kept, wavelet
+    spectra). Shared by the numpy and torch CWTs, so both compute the same thing."""
+    bandwidth, centre = parse_cmor(wavelet)
+    scales = tuple((centre * fs / np.asarray(frequencies, dtype=float)).tolist())
+    # about 2 computed samples per output column (rounded), stride <= 8: within 1% of each scale's
+    # peak against the full-rate result (tested). Rounding instead of truncating lets the 640-column
+    # image of a 10-s record use stride 4: ~1.7x faster, and ecg-default's predictions on its 737
+    # training records kept every class (largest probability change 0.004).
+    max_stride = 1 if n_out is None else max(1, min(8, round(n / n_out / 2)))
+    for n_fft, stride, rows in _plan(n, scales, bandwidth, centre, max_stride):
+        m, n_keep = n_fft // stride, n if stride == 1 else (n - 1) // stride + 2
+        bank = _wavelet_bank(n_fft, min(m, n_fft // 2 + 1), tuple(scales[r] for r in rows), bandwidth, centre)
+        yield n_fft, stride, rows, m, n_keep, bank
+
+
 @lru_cache(maxsize=64)
 def _strided_resize_matrix(n: int, stride: int, n_out: int) -> "BandMatrix":
     """:func:`resize_matrix` (n samples -> n_out) for input known only at every ``stride``-th sample.
@@ -140,22 +157,13 @@ def cwt_magnitude(
     Returns:
         (leads, n_scales, n_out or n_samples) float32 magnitudes.
     """
-    bandwidth, centre = parse_cmor(wavelet)
-    scales = tuple((centre * fs / np.asarray(frequencies, dtype=float)).tolist())
     leads, n = x.shape
-    # about 2 computed samples per output column (rounded), stride <= 8: within 1% of each scale's
-    # peak against the full-rate result (tested). Rounding instead of truncating lets the 640-column
-    # image of a 10-s record use stride 4: ~1.7x faster, and ecg-default's predictions on its 737
-    # training records kept every class (largest probability change 0.004).
-    max_stride = 1 if n_out is None else max(1, min(8, round(n / n_out / 2)))
-    out = np.empty((leads, len(scales), n_out or n), dtype=np.float32)
+    out = np.empty((leads, len(frequencies), n_out or n), dtype=np.float32)
     signal = x.astype(np.float32)
     spectra: dict[int, np.ndarray] = {}
-    for n_fft, stride, rows in _plan(n, scales, bandwidth, centre, max_stride):
+    for n_fft, stride, rows, m, n_keep, bank in _scale_groups(n, fs, frequencies, wavelet, n_out):
         if n_fft not in spectra:
             spectra[n_fft] = np.fft.rfft(signal, n=n_fft, axis=-1)
-        m, n_keep = n_fft // stride, n if stride == 1 else (n - 1) // stride + 2
-        bank = _wavelet_bank(n_fft, min(m, n_fft // 2 + 1), tuple(scales[r] for r in rows), bandwidth, centre)
         n_bins = bank.shape[1]
         # leads in blocks whose work buffer stays in cache (a buffer for all 12 leads at full
         # rate made two worker processes 30% slower), but as few FFT calls as that allows
