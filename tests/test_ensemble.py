@@ -114,9 +114,9 @@ def test_ensemble_trains_from_two_folders_without_seeing_the_holdout(tmp_path, t
     prepared_for_training = []
     real = prepare.prepare_path
 
-    def spy(path, cfg, cache_dir=None, needed=prepare.EVERYTHING):
+    def spy(path, cfg, *args):
         prepared_for_training.append(prepare.record_base(path).name)
-        return real(path, cfg, cache_dir, needed)
+        return real(path, cfg, *args)
 
     monkeypatch.setattr(prepare, "prepare_path", spy)
     result = cli("train", "ecg", "--config", tmp_path / "ens.yaml", "--data", folders[0], "--data", folders[1],

@@ -6,11 +6,13 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
+import pytest
 
 from pipeline.config import EcgConfig
 from pipeline.ecg.prepare import feature_cache_dir, find_records, prepare_many, prepare_path
 from pipeline.errors import UserError
 from tests.conftest import SAMPLE_ECG
+from tests.svs_util import one_thread  # noqa: F401  (fixture)
 
 
 def test_cache_hit_equals_fresh_and_config_change_misses(tmp_path):
@@ -95,3 +97,19 @@ def test_training_on_a_remote_store_reads_the_scalograms_the_flow_cached(tmp_pat
     monkeypatch.setattr(prepare, "prepare_record", lambda *a, **k: computed.append(a[0].name) or real(*a, **k))
     result = train_ecg(cfg, SAMPLE_ECG, store=store, progress=False)
     assert computed == [] and result["metrics"]["n_records"] == 12
+
+
+def test_images_batched_on_a_torch_device_equal_worker_images_and_are_cached(tmp_path, one_thread):
+    """The training path on CUDA (here CPU torch): workers defer the image, one batch computes it."""
+    pytest.importorskip("torch")
+    cfg = EcgConfig()
+    paths = find_records(SAMPLE_ECG)[:3]
+    batched = prepare_many(paths, cfg, tmp_path, workers=1, progress=False, image_device="cpu")
+    reference = prepare_many(paths, cfg, workers=1, progress=False)
+    for a, b in zip(batched, reference):
+        assert a.pending is None and a.image.shape == b.image.shape
+        np.testing.assert_allclose(a.image, b.image, atol=2e-4)
+        np.testing.assert_array_equal(a.signal, b.signal)
+    cached = prepare_path(paths[0], cfg, tmp_path)
+    np.testing.assert_array_equal(cached.image, batched[0].image)
+    assert len(list(tmp_path.glob("*/*.npz"))) == 3

@@ -47,6 +47,8 @@ class PreparedRecord:
         features: (7,) rhythm features (see ``pipeline.transforms.rhythm``).
         label: rhythm label from ``#Dx``.
         note: message for the user (padding, extra windows) or None.
+        pending: (12, n_samples) normalised full-rate signal whose image is still to be computed
+            (batched on a GPU by :func:`prepare_many`), else None.
     """
 
     name: str
@@ -55,6 +57,7 @@ class PreparedRecord:
     features: np.ndarray
     label: RhythmLabel
     note: str | None = None
+    pending: np.ndarray | None = None
 
 
 def preprocess_signal(record: EcgRecord, cfg: EcgConfig) -> tuple[np.ndarray, str | None]:
@@ -70,17 +73,24 @@ def preprocess_signal(record: EcgRecord, cfg: EcgConfig) -> tuple[np.ndarray, st
     )
 
 
-def prepare_record(record: EcgRecord, cfg: EcgConfig, needed: Needed = EVERYTHING) -> PreparedRecord:
+def prepare_record(
+    record: EcgRecord, cfg: EcgConfig, needed: Needed = EVERYTHING, defer_image: bool = False
+) -> PreparedRecord:
     """Every model input for ``record`` under ``cfg``; what ``needed`` leaves out comes back empty
     (the rule and signal-only networks never look at the scalogram, most networks not at the
-    rhythm features)."""
+    rhythm features). ``defer_image`` leaves the image to be computed later together with other
+    records' (``image`` None, ``pending`` set)."""
     x, note = preprocess_signal(record, cfg)
     fs = cfg.preprocess.fs
     features = rhythm_features(x, fs) if needed.features else np.zeros(0, np.float32)
     x = ecg_tf.normalise(x)
-    image = stacked_scalogram(x, ScalogramSpec.from_config(cfg.scalogram, fs)) if needed.image else np.zeros((0, 0), np.float32)
+    image, pending = np.zeros((0, 0), np.float32), None
+    if defer_image:
+        image, pending = None, x
+    elif needed.image:
+        image = stacked_scalogram(x, ScalogramSpec.from_config(cfg.scalogram, fs))
     slow = ecg_tf.resample(x, fs, SIGNAL_RATE_HZ)
-    return PreparedRecord(record.name, image, slow, features, rhythm_label(record.dx_codes), note)
+    return PreparedRecord(record.name, image, slow, features, rhythm_label(record.dx_codes), note, pending)
 
 
 def feature_cache_dir(store) -> Path:
@@ -97,27 +107,43 @@ def cache_key(cfg: EcgConfig) -> str:
     return f"{config_hash(cfg.preprocess)}{config_hash(cfg.scalogram)}-f{FEATURES_VERSION}-c{CACHE_VERSION}"
 
 
-def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None, needed: Needed = EVERYTHING) -> PreparedRecord:
+def prepare_path(
+    path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None, needed: Needed = EVERYTHING,
+    defer_image: bool = False,
+) -> PreparedRecord:
     """``prepare_record(read_record(path))`` with an optional on-disk cache.
 
     Cache entries live under ``cache_dir/<preprocess+scalogram config hash>/`` and are named
-    by the record's content hash, so a changed file or config never reads a stale entry.
+    by the record's content hash, so a changed file or config never reads a stale entry. A
+    record whose image is deferred is cached by whoever completes it (:func:`write_cache`).
     """
     if cache_dir is None:
-        return prepare_record(read_record(path), cfg, needed)
+        return prepare_record(read_record(path), cfg, needed, defer_image)
+    cached = cache_file(path, cfg, cache_dir)
+    if cached.exists():
+        with np.load(cached, allow_pickle=False) as data:
+            label = RhythmLabel(str(data["status"]), str(data["label"]) or None, tuple(data["classes"].tolist()),
+                                bool(data["flutter"]))
+            return PreparedRecord(record_base(path).name, data["image"], data["signal"], data["features"], label)
+    prepared = prepare_record(read_record(path), cfg, defer_image=defer_image)
+    if prepared.pending is None:
+        write_cache(cached, prepared)
+    return prepared
+
+
+def cache_file(path: str | Path, cfg: EcgConfig, cache_dir: Path) -> Path:
+    """Where :func:`prepare_path` caches ``path`` under ``cfg``: named by config and content hashes."""
     base = record_base(path)
     digest = hashlib.sha256()
     for suffix in (".hea", ".mat", ".dat"):
         candidate = base.with_suffix(suffix)
         if candidate.exists():
             digest.update(candidate.read_bytes())
-    cached = cache_dir / cache_key(cfg) / f"{base.name}-{digest.hexdigest()[:16]}.npz"
-    if cached.exists():
-        with np.load(cached, allow_pickle=False) as data:
-            label = RhythmLabel(str(data["status"]), str(data["label"]) or None, tuple(data["classes"].tolist()),
-                                bool(data["flutter"]))
-            return PreparedRecord(base.name, data["image"], data["signal"], data["features"], label)
-    prepared = prepare_record(read_record(path), cfg)
+    return cache_dir / cache_key(cfg) / f"{base.name}-{digest.hexdigest()[:16]}.npz"
+
+
+def write_cache(cached: Path, prepared: PreparedRecord) -> None:
+    """Store a complete prepared record at ``cached`` (atomically: worker processes may race)."""
     cached.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(
@@ -132,7 +158,6 @@ def prepare_path(path: str | Path, cfg: EcgConfig, cache_dir: Path | None = None
     )
     with atomic_path(cached) as tmp:  # unique temporary name: worker processes may race
         tmp.write_bytes(buffer.getvalue())
-    return prepared
 
 
 def find_records(data: str | Path) -> list[Path]:
@@ -184,27 +209,59 @@ def find_all(sources: str | Path | list, exclude: set[str] = frozenset()) -> tup
 
 
 def _prepare_or_error(args: tuple) -> PreparedRecord | UserError:
-    path, cfg, cache_dir, needed = args
+    path, cfg, cache_dir, needed, defer_image = args
     try:
-        return prepare_path(path, cfg, cache_dir, needed)
+        return prepare_path(path, cfg, cache_dir, needed, defer_image)
     except UserError as exc:
         return exc
 
 
+#: Records whose deferred images go to the device together (enough to fill a GPU's FFTs).
+DEVICE_BATCH = 256
+
+
 def prepare_many(
     paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True,
-    needed: Needed = EVERYTHING,
+    needed: Needed = EVERYTHING, image_device=None,
 ) -> list[PreparedRecord | UserError]:
-    """Every record of :func:`iter_prepared` in a list (input order)."""
-    return list(iter_prepared(paths, cfg, cache_dir, workers, progress, needed))
+    """Every record of :func:`iter_prepared` in a list (input order).
+
+    ``image_device`` (a torch device; training passes its CUDA device) computes the scalograms
+    there, :data:`DEVICE_BATCH` records per batch, while the worker processes read, filter and
+    extract features; None computes each image in its worker process.
+    """
+    if image_device is None or not needed.image:
+        return list(iter_prepared(paths, cfg, cache_dir, workers, progress, needed))
+    from pipeline.transforms.scalogram_torch import stacked_scalograms
+
+    spec = ScalogramSpec.from_config(cfg.scalogram, cfg.preprocess.fs)
+    records: list[PreparedRecord | UserError] = []
+    waiting: list[tuple[Path, PreparedRecord]] = []
+
+    def complete() -> None:
+        images = stacked_scalograms([record.pending for _, record in waiting], spec, image_device)
+        for (path, record), image in zip(waiting, images):
+            record.image, record.pending = image, None
+            if cache_dir is not None:
+                write_cache(cache_file(path, cfg, cache_dir), record)
+        waiting.clear()
+
+    for path, record in zip(paths, iter_prepared(paths, cfg, cache_dir, workers, progress, needed, defer_image=True)):
+        records.append(record)
+        if isinstance(record, PreparedRecord) and record.pending is not None:
+            waiting.append((path, record))
+            if len(waiting) == DEVICE_BATCH:
+                complete()
+    complete()
+    return records
 
 
 def iter_prepared(
     paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True,
-    needed: Needed = EVERYTHING,
+    needed: Needed = EVERYTHING, defer_image: bool = False,
 ) -> Iterator[PreparedRecord | UserError]:
     """Prepare records in worker processes (one per core), yielded in input order as they are
-    ready; a bad record yields its UserError.
+    ready; a bad record yields its UserError. ``defer_image``: see :func:`prepare_record`.
 
     Processes, not threads: the CWT is FFT-bound and single-threaded FFTs in separate
     processes scale best on small machines (PERF.md §1). ``fork`` where available, so
@@ -218,7 +275,7 @@ def iter_prepared(
     from tqdm.auto import tqdm
 
     workers = workers or min(os.cpu_count() or 1, 8)
-    jobs = [(path, cfg, cache_dir, needed) for path in paths]
+    jobs = [(path, cfg, cache_dir, needed, defer_image) for path in paths]
     if workers <= 1 or len(jobs) < 16:
         yield from map(_prepare_or_error, tqdm(jobs, desc="prepare records", disable=not progress, leave=False))
         return

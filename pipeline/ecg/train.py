@@ -63,7 +63,8 @@ def load_dataset(cfg: EcgConfig, data: str | Path | list, cache_dir: Path | None
     unreadable or unlabelled records are skipped with a reason."""
     paths, held_out = find_all(data, exclude)
     records, skipped = [], []
-    for path, prepared in zip(paths, prepare_many(paths, cfg, cache_dir, progress=progress)):
+    prepared_all = prepare_many(paths, cfg, cache_dir, progress=progress, image_device=scalogram_device(cfg))
+    for path, prepared in zip(paths, prepared_all):
         if isinstance(prepared, UserError):
             skipped.append((path.name, str(prepared)))
         elif prepared.label.status != "ok" or prepared.label.label not in cfg.classes:
@@ -73,6 +74,15 @@ def load_dataset(cfg: EcgConfig, data: str | Path | list, cache_dir: Path | None
     if not records:
         raise UserError(f"no usable labelled records in {data} ({len(skipped)} skipped)")
     return EcgDataset(records, skipped, held_out)
+
+
+def scalogram_device(cfg: EcgConfig):
+    """The CUDA device training will run on, where the scalograms are then computed too
+    (batched across records); None on CPU, where worker processes compute them."""
+    from pipeline.device import resolve_device
+
+    device = resolve_device(cfg.train.device)
+    return device if device.type == "cuda" else None
 
 
 def build_arrays(dataset: EcgDataset, cfg: EcgConfig, input_kind: str):
