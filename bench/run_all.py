@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["scalogram.py", "predict.py", "separate.py", "train.py"]
+SCRIPTS = ["scalogram.py", "predict.py", "separate.py", "train.py", "paper_scale.py"]
 
 
 def main() -> int:
