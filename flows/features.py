@@ -24,13 +24,18 @@ DEFAULT_CONFIG = "configs/ecg/ecg-default.yaml"
 
 
 @flow(name="scalograms", timeout_seconds=4 * 3600)
-def scalograms(config: str, records: list[str], cache_dir: str) -> dict:
-    """Prepare every record (mapped); returns counts and skipped records, never arrays."""
-    futures = prepare_ecg_record.map(records, unmapped(config), unmapped(cache_dir))
+def scalograms(config: str, records: list[str], store: str) -> dict:
+    """Prepare every record (mapped) into the store's feature cache; returns counts, the cache
+    folder and skipped records, never arrays."""
+    from pipeline.config import EcgConfig, load_config
+    from pipeline.ecg.feature_store import store_folder
+    from pipeline.store import Store
+
+    futures = prepare_ecg_record.map(records, unmapped(config), unmapped(store))
     outcomes = [future.result() for future in as_completed(futures)]
     usable = [o for o in outcomes if o["status"] == "ok"]
     return {
-        "cache_dir": cache_dir,
+        "cache_dir": Store.open(store).uri(*store_folder(load_config(config, EcgConfig))),
         "n_records": len(records),
         "n_usable": len(usable),
         "skipped": sorted((o for o in outcomes if o["status"] != "ok"), key=lambda o: o["record"]),
@@ -42,17 +47,15 @@ def run_scalograms(config: str, sources: list[str], store: str | None, task_runn
     """Call the ``scalograms`` subflow with the chosen task runner (from inside a flow) on the records
     training will read: those of every source less the config's holdout, as ``train_ecg`` picks them."""
     from pipeline.config import EcgConfig, load_config
-    from pipeline.ecg.prepare import cache_key, feature_cache_dir, find_all
-    from pipeline.store import Store
+    from pipeline.ecg.prepare import find_all
     from pipeline.ecg.train import holdout_names
+    from pipeline.store import Store
 
     cfg = load_config(config, EcgConfig)
     records = [str(p) for p in find_all(sources, holdout_names(cfg))[0]]
     runner = make_task_runner(task_runner, max_workers)
-    cache = feature_cache_dir(Store.open(store))
-    summary = scalograms.with_options(task_runner=runner)(config, records, str(cache))
-    summary["cache_dir"] = str(Path(summary["cache_dir"]) / cache_key(cfg))
-    return summary
+    root = Store.open(store).root  # resolved here: a Dask worker's environment may name another store
+    return scalograms.with_options(task_runner=runner)(config, records, root)
 
 
 @flow(name="ecg-features", log_prints=True, timeout_seconds=4 * 3600, **HOOKS)

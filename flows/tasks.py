@@ -227,14 +227,17 @@ def model_folder(store_root: str | None, prefix: tuple[str, ...]) -> str:
 
 # -- ECG -------------------------------------------------------------------------------------
 @task(name="prepare-ecg-record", cache_policy=NO_CACHE, timeout_seconds=600)
-def prepare_ecg_record(record: str, config: str, cache_dir: str) -> dict:
-    """Scalogram, signal and rhythm features of one record, cached by content + config."""
+def prepare_ecg_record(record: str, config: str, store_root: str | None) -> dict:
+    """Scalogram, signal and rhythm features of one record, cached by content + config in the store
+    (a remote store's entries go through this machine's disk: see ``pipeline.ecg.feature_store``)."""
     from pipeline.config import EcgConfig, load_config
+    from pipeline.ecg.feature_store import shared_cache
     from pipeline.ecg.prepare import prepare_path
 
     cfg = load_config(config, EcgConfig)
     try:
-        prepared = prepare_path(record, cfg, Path(cache_dir))
+        with shared_cache(Store.open(store_root), cfg, [record]) as cache_dir:
+            prepared = prepare_path(record, cfg, cache_dir)
     except UserError as exc:
         return {"record": Path(record).name, "status": "skipped", "reason": str(exc)}
     return {"record": prepared.name, "status": prepared.label.status, "label": prepared.label.label}

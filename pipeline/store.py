@@ -5,7 +5,7 @@ Layout (relative to the root)::
     models/<task>/<name>/<run_id>/...      + models/<task>/<name>/latest.json
     reports/<kind>/<run_id>/...
     stems/<track_id>/<run_id>/...          + stems/<track_id>/latest.json
-    features/<kind>/<config_hash>/<input_sha256>.npy
+    features/<kind>/<config key>/<record>-<content hash>.npz
 
 The root comes from the argument, else ``PIPELINE_STORE``, else the repository's
 ``artifacts/`` folder; ``s3://bucket/prefix`` (or any fsspec URL) works the same way, with
@@ -535,6 +535,10 @@ class Store:
                 return json.loads(handle.read())
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
+
+    def exists(self, *parts: str) -> bool:
+        """Whether ``parts`` is in the store now (listing caches dropped: other writers may have added it)."""
+        return self._fresh(*parts[:-1]).exists(self.path(*parts))
 
     def read_manifest(self, *parts: str) -> dict[str, Any] | None:
         """The manifest of a run folder, or None when the folder is incomplete, absent or corrupt."""

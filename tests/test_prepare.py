@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import EcgConfig
-from pipeline.ecg.prepare import feature_cache_dir, find_records, prepare_many, prepare_path
+from pipeline.ecg.feature_store import shared_cache, store_folder
+from pipeline.ecg.prepare import find_records, prepare_many, prepare_path
 from pipeline.errors import UserError
 from tests.conftest import SAMPLE_ECG
 from tests.svs_util import one_thread  # noqa: F401  (fixture)
@@ -78,25 +79,80 @@ def test_preparation_skips_what_a_model_does_not_read_with_identical_inputs():
     assert resolve_model("rule").needed == Needed(image=False, features=True)
 
 
-def test_training_on_a_remote_store_reads_the_scalograms_the_flow_cached(tmp_path, monkeypatch):
-    """``ecg-train`` prepares every record into ``feature_cache_dir`` first; with an ``s3://`` store
-    ``train_ecg`` used to compute them all again."""
-    from pipeline.ecg import prepare
-    from pipeline.ecg.train import train_ecg
-    from pipeline.store import Store
+def on_machine(monkeypatch, folder) -> None:
+    """Switch to another "machine": a remote store's feature cache lives under the local temp dir."""
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setenv("PIPELINE_WORK", str(tmp_path / "work"))
-    store = Store.open("memory://remote-feature-cache")
-    assert not store.is_local
-    cfg = EcgConfig(name="remote-cache", model={"name": "rule"}, train={"folds": 2})
-    for path in find_records(SAMPLE_ECG):  # the flow's scalogram step
-        prepare_path(path, cfg, feature_cache_dir(store))
+
+def spy_on_computing(monkeypatch) -> list[str]:
+    """Names of the records ``prepare_record`` computes from now on."""
+    from pipeline.ecg import prepare
+
     computed = []
     real = prepare.prepare_record
     monkeypatch.setattr(prepare, "prepare_record", lambda *a, **k: computed.append(a[0].name) or real(*a, **k))
+    return computed
+
+
+@pytest.fixture
+def remote(tmp_path, monkeypatch):
+    """An empty remote store (``memory://``, one per test) and a rule config that trains in seconds."""
+    from pipeline.store import Store
+
+    monkeypatch.setenv("PIPELINE_WORK", str(tmp_path / "work"))
+    store = Store.open(f"memory://feature-cache-{tmp_path.name}")
+    assert not store.is_local
+    return store, EcgConfig(name="remote-cache", model={"name": "rule"}, train={"folds": 2})
+
+
+def test_training_on_another_machine_reuses_the_scalograms_the_flow_uploaded(tmp_path, monkeypatch, remote):
+    """``ecg-train``'s scalogram step (one record per task, maybe on a Dask worker) uploads to a remote
+    store; training on a machine with an empty disk used to compute them all again."""
+    from pipeline.ecg.train import train_ecg
+
+    store, cfg = remote
+    on_machine(monkeypatch, tmp_path / "A")
+    for path in find_records(SAMPLE_ECG):  # the flow's mapped scalogram step
+        with shared_cache(store, cfg, [path]) as cache_dir:
+            prepare_path(path, cfg, cache_dir)
+    assert len(store.list_entries(*store_folder(cfg))[1]) == 12
+    on_machine(monkeypatch, tmp_path / "B")
+    computed = spy_on_computing(monkeypatch)
     result = train_ecg(cfg, SAMPLE_ECG, store=store, progress=False)
     assert computed == [] and result["metrics"]["n_records"] == 12
+    assert len(list((tmp_path / "B").rglob("*.npz"))) == 12
+
+
+def test_a_failed_upload_warns_once_and_training_completes(tmp_path, monkeypatch, remote, caplog):
+    """Training uploads what it computed; when the store refuses, the model is still trained, and a
+    later run on that machine uploads what the store lacks."""
+    from pipeline.ecg.train import train_ecg
+    from pipeline.store import Store
+
+    store, cfg = remote
+    on_machine(monkeypatch, tmp_path / "A")
+    attempts, put_file = [], Store.put_file
+
+    def refused(self, source, *parts):  # the feature cache only: publishing the model still works
+        if parts[0] != "features":
+            return put_file(self, source, *parts)
+        attempts.append(parts)
+        raise OSError("quota")
+
+    monkeypatch.setattr(Store, "put_file", refused)
+    caplog.set_level("WARNING", logger="pipeline.ecg.feature_store")
+    result = train_ecg(cfg, SAMPLE_ECG, store=store, progress=False)
+    assert result["metrics"]["n_records"] == 12 and len(attempts) == 1
+    assert [r.getMessage() for r in caplog.records if "feature cache" in r.getMessage()] == [
+        f"could not write the feature cache {store.uri(*store_folder(cfg))} (quota); "
+        "other machines will compute them again"]
+    monkeypatch.setattr(Store, "put_file", put_file)
+    computed = spy_on_computing(monkeypatch)
+    paths = find_records(SAMPLE_ECG)
+    with shared_cache(store, cfg, paths) as cache_dir:
+        prepare_many(paths, cfg, cache_dir, workers=1, progress=False)
+    assert computed == [] and len(store.list_entries(*store_folder(cfg))[1]) == 12
 
 
 def test_images_batched_on_a_torch_device_equal_worker_images_and_are_cached(tmp_path, one_thread):

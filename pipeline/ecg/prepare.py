@@ -95,8 +95,8 @@ def prepare_record(
 
 def feature_cache_dir(store) -> Path:
     """Base folder of the scalogram cache: the store's ``features/ecg`` when the store is a folder,
-    else one local folder (under the temp dir) that the flows' scalogram step and training share,
-    so a remote store does not mean computing every scalogram twice."""
+    else this machine's copy of it (under the temp dir), which ``pipeline.ecg.feature_store``
+    fills from and uploads to the store."""
     if store.is_local:
         return Path(store.path("features", "ecg"))
     return Path(tempfile.gettempdir()) / "pipeline-features" / "ecg"

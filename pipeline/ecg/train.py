@@ -15,7 +15,8 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from pipeline.config import REPO_ROOT, EcgConfig, config_hash, dump_config, repo_path
-from pipeline.ecg.prepare import PreparedRecord, feature_cache_dir, find_all, prepare_many
+from pipeline.ecg.feature_store import shared_cache
+from pipeline.ecg.prepare import PreparedRecord, find_all, prepare_many
 from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
 from pipeline.evaluation import calibration_report, classification_report, plot_confusion, plot_reliability, subgroup_recall
@@ -57,13 +58,14 @@ def training_sources(cfg: EcgConfig, data: list | None = None) -> list[str]:
     return [repo_path(d) for d in configured]
 
 
-def load_dataset(cfg: EcgConfig, data: str | Path | list, cache_dir: Path | None = None, progress: bool = True,
+def load_dataset(cfg: EcgConfig, data: str | Path | list, store=None, progress: bool = True,
                  exclude: set[str] = frozenset()) -> EcgDataset:
-    """Prepare every record of ``data`` (one or several folders/manifests) except those in ``exclude``;
-    unreadable or unlabelled records are skipped with a reason."""
+    """Prepare every record of ``data`` (one or several folders/manifests) except those in ``exclude``,
+    through the feature cache of ``store`` (None: no cache); unreadable or unlabelled records are
+    skipped with a reason."""
     paths, held_out = find_all(data, exclude)
     records, skipped = [], []
-    prepared_all = prepare_many(paths, cfg, cache_dir, progress=progress, image_device=scalogram_device(cfg))
+    prepared_all = prepare_cached(paths, cfg, store, progress)
     for path, prepared in zip(paths, prepared_all):
         if isinstance(prepared, UserError):
             skipped.append((path.name, str(prepared)))
@@ -74,6 +76,14 @@ def load_dataset(cfg: EcgConfig, data: str | Path | list, cache_dir: Path | None
     if not records:
         raise UserError(f"no usable labelled records in {data} ({len(skipped)} skipped)")
     return EcgDataset(records, skipped, held_out)
+
+
+def prepare_cached(paths: list[Path], cfg: EcgConfig, store, progress: bool) -> list:
+    """:func:`prepare_many` into the store's feature cache (shared with other machines when remote)."""
+    if store is None:
+        return prepare_many(paths, cfg, progress=progress, image_device=scalogram_device(cfg))
+    with shared_cache(store, cfg, paths) as cache_dir:
+        return prepare_many(paths, cfg, cache_dir, progress=progress, image_device=scalogram_device(cfg))
 
 
 def scalogram_device(cfg: EcgConfig):
@@ -253,7 +263,7 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
     store = store or Store.open()
     device = device_info(resolve_device(cfg.train.device))
     started = time.perf_counter()
-    dataset = load_dataset(cfg, data, feature_cache_dir(store), progress, exclude=holdout_names(cfg))
+    dataset = load_dataset(cfg, data, store, progress, exclude=holdout_names(cfg))
     run_id = new_run_id()
     work = work_dir_for(cfg, data)
     work.mkdir(parents=True, exist_ok=True)

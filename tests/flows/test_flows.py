@@ -201,12 +201,29 @@ def test_scalograms_on_a_dask_cluster(rule_config, store_root):
     from prefect_dask import DaskTaskRunner
 
     from flows.features import scalograms
-    from pipeline.ecg.prepare import feature_cache_dir, find_records
+    from pipeline.ecg.prepare import find_records
 
     runner = DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": 2,
                                             "dashboard_address": None})
     records = [str(p) for p in find_records(SAMPLES)][:4]
-    cache = str(feature_cache_dir(Store.open(store_root)))
-    summary = scalograms.with_options(task_runner=runner)(rule_config, records, cache)
+    summary = scalograms.with_options(task_runner=runner)(rule_config, records, store_root)
     assert summary["n_usable"] == 4
     assert len(list((Path(store_root) / "features" / "ecg").rglob("*.npz"))) == 4
+
+
+def test_scalograms_upload_to_a_remote_store(rule_config, tmp_path, monkeypatch):
+    """With a remote store each mapped task uploads its record's entry, which training on another
+    machine downloads (tests/test_prepare.py) instead of computing it again."""
+    import tempfile
+
+    from flows.features import scalograms
+    from pipeline.config import EcgConfig, load_config
+    from pipeline.ecg.feature_store import store_folder
+    from pipeline.ecg.prepare import find_records
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this machine's local cache
+    store = Store.open(f"memory://scalograms-{tmp_path.name}")
+    folder = store_folder(load_config(rule_config, EcgConfig))
+    summary = scalograms(rule_config, [str(p) for p in find_records(SAMPLES)][:4], store.root)
+    assert summary["n_usable"] == 4 and summary["cache_dir"] == store.uri(*folder)
+    assert len(store.list_entries(*folder)[1]) == 4
