@@ -102,3 +102,30 @@ def test_amending_a_model_card_keeps_the_manifest_checksum_true(tmp_path):
     assert body.count("## Extra") == 1 and "second" in body and body.index("## Extra") < body.index("## Training cost")
     entry = store.read_manifest(*prefix)["outputs"][0]
     assert entry["sha256"] == sha256_file(stored)
+
+
+def test_continued_training_starts_from_the_earlier_run_and_refuses_leaks(tmp_path):
+    import torch
+
+    from pipeline.errors import UserError
+    from pipeline.svs.train import train_separator
+
+    data = write_toy_dataset(tmp_path / "data", n_tracks=4, seconds=1.0)
+    store = Store.open(tmp_path / "store")
+    first = train_separator(tiny_config(), data, store=store, progress=False, work_dir=tmp_path / "w1")
+    earlier = str(store.path("models", "svs", "svs-tiny", first["run_id"]))
+    cfg = tiny_config(init_from=earlier, pretrain_steps=0, lr=1e-12)
+    second = train_separator(cfg, data, store=store, progress=False, work_dir=tmp_path / "w2")
+    before = torch.load(f"{earlier}/model.pt")
+    after = torch.load(store.path("models", "svs", "svs-tiny", second["run_id"], "model.pt"))
+    assert torch.allclose(before["head.weight"], after["head.weight"], atol=1e-6)
+
+    trained_on = json.loads(open(f"{earlier}/model.json").read())["split"]["train"][0]
+    leaky = tiny_config(init_from=earlier)
+    leaky.split.test_songs = [trained_on.rsplit("_", 1)[0]]
+    with pytest.raises(UserError, match="was trained on"):
+        train_separator(leaky, data, store=store, progress=False, work_dir=tmp_path / "w3")
+    wider = tiny_config(init_from=earlier)
+    wider.model.args = {"channels": [4, 8, 16]}
+    with pytest.raises(UserError, match="differs"):
+        train_separator(wider, data, store=store, progress=False, work_dir=tmp_path / "w4")

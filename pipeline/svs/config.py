@@ -71,6 +71,7 @@ class SvsTrain(StrictModel):
     threads: int = Field(2, ge=1, description="torch CPU threads.")
     eval_max_tracks: int | None = Field(None, ge=1, description="Score at most this many held-out tracks (evenly spread); None = all.")
     device: str = "auto"
+    init_from: str | None = Field(None, description="Start from this published run's weights (NAME@RUN or folder) and skip stage 1: continued training.")
     augment: SvsAugment = Field(default_factory=SvsAugment)
 
 

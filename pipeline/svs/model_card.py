@@ -37,6 +37,11 @@ def _show_path(data: str) -> str:
     return str(data)
 
 
+def _config_file(cfg) -> str:
+    """The shipped config that trains ``cfg``: continued runs have their own file."""
+    return f"configs/svs/{cfg.name}{'-continued' if cfg.train.init_from else ''}.yaml"
+
+
 def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str, extra_sections: str = "") -> None:
     """Write ``MODEL_CARD.md`` from the resolved config, the run metadata and the held-out report."""
     split = meta["split"]
@@ -92,10 +97,12 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
            f"({meta['pretrain_cpu_seconds'] / 60:.1f} min pre-training); stage 2 stops after "
            f"{cfg.train.time_budget_min} CPU-min (`train.time_budget_min`)."]
           if "train_cpu_seconds" in meta else []),
+        *([f"* Continued from `{cfg.train.init_from}` (stage 1 skipped): the numbers above are this run's "
+           "only; that run's own cost is in its card."] if cfg.train.init_from else []),
         "",
         "## Reproduce",
         "```",
-        f"pipeline train separator --config configs/svs/{cfg.name}.yaml --data {data}",
+        f"pipeline train separator --config {_config_file(cfg)} --data {data}",
         f"pipeline evaluate separator {data} --model {cfg.name}@{meta['run_id']} --subset test",
         "```",
         "",
