@@ -129,3 +129,20 @@ def test_continued_training_starts_from_the_earlier_run_and_refuses_leaks(tmp_pa
     wider.model.args = {"channels": [4, 8, 16]}
     with pytest.raises(UserError, match="differs"):
         train_separator(wider, data, store=store, progress=False, work_dir=tmp_path / "w4")
+
+
+def test_loudness_normalised_input_makes_the_separation_level_independent(tmp_path):
+    from pipeline.svs.bundle import load_bundle
+    from pipeline.svs.separate import input_gain, separate_array
+
+    sep = load_bundle(tiny_bundle(tmp_path / "model"))
+    voice, acc = toy_stems(1.0)
+    mix = (voice + acc)[None]
+    quiet, loud = separate_array(0.1 * mix, sep), separate_array(mix, sep)
+    assert np.max(np.abs(10 * quiet - loud)) > 1e-3  # the log features make the raw network level-dependent
+
+    sep.meta["config"]["separate"]["input_rms_db"] = -26.0
+    quiet, loud = separate_array(0.1 * mix, sep), separate_array(mix, sep)
+    assert np.max(np.abs(10 * quiet - loud)) < 1e-4 * np.max(np.abs(loud))
+    assert 20 * np.log10(np.sqrt(np.mean((input_gain(mix, -26.0) * mix) ** 2))) == pytest.approx(-26.0, abs=1e-6)
+    assert input_gain(np.zeros((1, 100)), -26.0) == 1.0 and input_gain(mix, None) == 1.0

@@ -24,12 +24,25 @@ from pipeline.svs.bundle import LoadedSeparator, resolve_model
 STEMS = ("vocals", "accompaniment")
 
 
+def input_gain(audio: np.ndarray, rms_db: float | None) -> float:
+    """Gain that brings ``(channels, samples)`` audio to ``rms_db`` dBFS RMS (1 when None or silent).
+
+    The network saw training mixtures around one loudness; scaling its input there keeps the
+    log-magnitude features in range for quiet or loud songs.
+    """
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    if rms_db is None or rms < 1e-6:
+        return 1.0
+    return 10 ** (rms_db / 20) / rms
+
+
 def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | None = None,
-               wiener: bool | None = None) -> np.ndarray:
+               wiener: bool | None = None, gain: float = 1.0) -> np.ndarray:
     """Voice mask in [0, 1] for a complex mixture spectrogram ``(channels, bins, frames)``.
 
     Probabilities below ``threshold`` (default: the model's, 0.35) are zeroed; the rest
     are kept as soft gains (Lin et al. 2018). ``wiener`` applies the optional post-filter.
+    The network sees the magnitudes times ``gain`` (see :func:`input_gain`).
     """
     from pipeline.svs.spectral import features, sigmoid, threshold_mask, wiener_mask
 
@@ -37,7 +50,7 @@ def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | No
     threshold = cfg.ibm.threshold if threshold is None else threshold
     wiener = cfg.separate.wiener if wiener is None else wiener
     mag = np.abs(mix_spec)
-    feats = features(mag, cfg.stft.features, cfg.stft.log_scale).astype(np.float32)
+    feats = features(gain * mag, cfg.stft.features, cfg.stft.log_scale).astype(np.float32)
     logits = np.concatenate([sep.runner.mask_logits(feats[c:c + 1]) for c in range(feats.shape[0])], axis=0)
     mask = threshold_mask(sigmoid(logits), threshold)
     if wiener:
@@ -54,8 +67,9 @@ def separate_array(audio: np.ndarray, sep: LoadedSeparator, threshold: float | N
     from pipeline.svs.spectral import istft, stft
 
     cfg = sep.config.stft
-    spec = stft(np.asarray(audio, dtype=np.float32), cfg)
-    mask = voice_mask(spec, sep, threshold, wiener)
+    audio = np.asarray(audio, dtype=np.float32)
+    spec = stft(audio, cfg)
+    mask = voice_mask(spec, sep, threshold, wiener, input_gain(audio, sep.config.separate.input_rms_db))
     return istft(spec * mask, cfg, length=audio.shape[-1])
 
 
