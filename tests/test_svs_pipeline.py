@@ -146,3 +146,18 @@ def test_loudness_normalised_input_makes_the_separation_level_independent(tmp_pa
     assert np.max(np.abs(10 * quiet - loud)) < 1e-4 * np.max(np.abs(loud))
     assert 20 * np.log10(np.sqrt(np.mean((input_gain(mix, -26.0) * mix) ** 2))) == pytest.approx(-26.0, abs=1e-6)
     assert input_gain(np.zeros((1, 100)), -26.0) == 1.0 and input_gain(mix, None) == 1.0
+
+
+def test_evaluation_subsets_score_only_the_recorded_validation_or_test_tracks(tmp_path):
+    from pipeline.errors import UserError
+    from pipeline.svs.evaluate import evaluate_separator
+
+    data = write_toy_dataset(tmp_path / "data", n_tracks=3, seconds=0.5)
+    model = tiny_bundle(tmp_path / "model")
+    meta = json.loads((model / "model.json").read_text())
+    meta["split"] = {"train": ["abjones_1_01"], "val": ["amy_2_01"], "test": ["abjones_3_01"]}
+    (model / "model.json").write_text(json.dumps(meta))
+    assert evaluate_separator(data, model=str(model), subset="val")["tracks"] == ["amy_2_01"]
+    assert evaluate_separator(data, model=str(model), subset="test")["tracks"] == ["abjones_3_01"]
+    with pytest.raises(UserError, match="use all, val or test"):
+        evaluate_separator(data, model=str(model), subset="train")

@@ -57,7 +57,10 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         + "), after autoencoder "
         "pre-training on voice spectrograms. At inference voice probabilities below "
         f"{cfg.ibm.threshold} are zeroed and the rest scale the mixture magnitude; the mixture phase is "
-        "reused; accompaniment = mixture - vocals. No Wiener filter.",
+        "reused; accompaniment = mixture - vocals"
+        + (f"; each chunk is scaled to {cfg.separate.input_rms_db:g} dBFS RMS before the network"
+           if cfg.separate.input_rms_db is not None else "")
+        + ". No Wiener filter.",
         "",
         "## Data",
         f"* Source: `{data}` (MIR-1K clips of singers {', '.join(cfg.split.singers)} only; 16 kHz mono; research use only).",
@@ -115,7 +118,8 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         "* Trained on two amateur singers of Chinese karaoke pop at 16 kHz; other styles, "
         "professional mixes and wide-band audio are out of distribution (content above 8 kHz "
         "goes to the accompaniment).",
-        "* The 0.02/0.98-smoothed IBM target and the 0.35 threshold follow the paper; other thresholds trade SIR for SAR.",
+        f"* The 0.02/0.98-smoothed IBM target follows the paper, the threshold is {cfg.ibm.threshold:g} (the paper's: 0.35); "
+        "other thresholds trade SIR for SAR.",
         "",
     ]
     path.write_text("\n".join(parts))

@@ -30,10 +30,10 @@ def input_gain(audio: np.ndarray, rms_db: float | None) -> float:
     The network saw training mixtures around one loudness; scaling its input there keeps the
     log-magnitude features in range for quiet or loud songs.
     """
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
-    if rms_db is None or rms < 1e-6:
+    if rms_db is None or not audio.size:
         return 1.0
-    return 10 ** (rms_db / 20) / rms
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    return 10 ** (rms_db / 20) / rms if rms >= 1e-6 else 1.0
 
 
 def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | None = None,
@@ -59,9 +59,10 @@ def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | No
 
 
 def separate_array(audio: np.ndarray, sep: LoadedSeparator, threshold: float | None = None,
-                   wiener: bool | None = None) -> np.ndarray:
+                   wiener: bool | None = None, input_rms_db: float | None = None) -> np.ndarray:
     """Vocals of ``(channels, samples)`` float audio sampled at the model's rate.
 
+    ``threshold``, ``wiener`` and ``input_rms_db`` override the model's settings when given.
     Returns ``(channels, samples)`` vocals; accompaniment is ``audio - vocals``.
     """
     from pipeline.svs.spectral import istft, stft
@@ -69,7 +70,8 @@ def separate_array(audio: np.ndarray, sep: LoadedSeparator, threshold: float | N
     cfg = sep.config.stft
     audio = np.asarray(audio, dtype=np.float32)
     spec = stft(audio, cfg)
-    mask = voice_mask(spec, sep, threshold, wiener, input_gain(audio, sep.config.separate.input_rms_db))
+    level = sep.config.separate.input_rms_db if input_rms_db is None else input_rms_db
+    mask = voice_mask(spec, sep, threshold, wiener, input_gain(audio, level))
     return istft(spec * mask, cfg, length=audio.shape[-1])
 
 
@@ -80,7 +82,7 @@ def track_id_for(path: Path, digest: str) -> str:
 
 
 def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "flac",
-                  threshold: float | None = None, wiener: bool | None = None,
+                  threshold: float | None = None, wiener: bool | None = None, input_rms_db: float | None = None,
                   allow_clipping: bool = False, backend: str = "auto") -> dict:
     """Separate one audio file into vocals + accompaniment stems in the artifact store.
 
@@ -131,7 +133,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
                 atomic_writer(tmp / names["accompaniment"], info.sample_rate, info.channels, fmt) as acc_out:
             for chunk, left, valid in iter_blocks(info, block, context):
                 at_model = resample(chunk, info.sample_rate, model_sr)
-                vocals = separate_array(at_model, sep, threshold, wiener)
+                vocals = separate_array(at_model, sep, threshold, wiener, input_rms_db)
                 vocals = resample(vocals, model_sr, info.sample_rate)
                 vocals = _fit(vocals, chunk.shape[1])[:, left:left + valid]
                 mixture = chunk[:, left:left + valid]
@@ -145,6 +147,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
             kind="svs-stems",
             config={"model": sep.name, "model_run_id": sep.run_id, "threshold": threshold if threshold is not None else cfg.ibm.threshold,
                     "wiener": cfg.separate.wiener if wiener is None else wiener, "format": fmt,
+                    "input_rms_db": cfg.separate.input_rms_db if input_rms_db is None else input_rms_db,
                     "model_sample_rate": model_sr},
             metrics={"elapsed_s": round(elapsed, 3), "realtime_factor": round(info.seconds / max(elapsed, 1e-9), 2)},
             inputs=inputs,
