@@ -50,7 +50,7 @@ def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | No
     threshold = cfg.ibm.threshold if threshold is None else threshold
     wiener = cfg.separate.wiener if wiener is None else wiener
     mag = np.abs(mix_spec)
-    feats = features(gain * mag, cfg.stft.features, cfg.stft.log_scale).astype(np.float32)
+    feats = features(mag if gain == 1.0 else gain * mag, cfg.stft.features, cfg.stft.log_scale).astype(np.float32)
     logits = np.concatenate([sep.runner.mask_logits(feats[c:c + 1]) for c in range(feats.shape[0])], axis=0)
     mask = threshold_mask(sigmoid(logits), threshold)
     if wiener:
