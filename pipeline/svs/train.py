@@ -293,9 +293,7 @@ def init_weights(model, cfg: SvsConfig, split: dict, store) -> None:
     Refused when the network differs, or when a song this run validates or tests on was a
     training song of the earlier run: its scores would then be on trained-on audio.
     """
-    import torch
-
-    from pipeline.svs.bundle import WEIGHTS, resolve_model
+    from pipeline.svs.bundle import resolve_model
 
     earlier = resolve_model(cfg.train.init_from, store, backend="torch")
     meta = earlier.meta
@@ -307,7 +305,7 @@ def init_weights(model, cfg: SvsConfig, split: dict, store) -> None:
     if leaked:
         raise UserError(f"init_from {cfg.train.init_from} was trained on {len(leaked)} tracks this run holds out "
                         f"(e.g. {leaked[0]}); use the same split and seed")
-    model.load_state_dict(torch.load(earlier.folder / WEIGHTS, map_location="cpu", weights_only=True))
+    model.load_state_dict(earlier.runner.model.state_dict())
 
 
 def _validate(model, val_batches, state, running, clock, say, cfg) -> None:
