@@ -127,11 +127,12 @@ def test_evaluate_separator_json_has_the_issue_keys(cli, tmp_path):
     for key in ("gnsdr", "gsir", "gsar"):
         assert set(report[key]) == {"vocals", "accompaniment"}
     assert {"n_tracks", "seconds", "oracle_ibm", "mixture"} <= set(report)
-    assert report["threshold"] == 0.35 and report["wiener"] is False
-    soft = cli("evaluate", "separator", data, "--model", tmp_path / "model", "--json", "--threshold", "0", "--wiener")
+    assert report["threshold"] == 0.35 and report["wiener"] is False and report["input_rms_db"] is None
+    soft = cli("evaluate", "separator", data, "--model", tmp_path / "model", "--json", "--threshold", "0", "--wiener",
+               "--input-rms-db", "-26")
     assert soft.code == 0, soft.err
     soft = json.loads(soft.out)
-    assert soft["threshold"] == 0.0 and soft["wiener"] is True
+    assert soft["threshold"] == 0.0 and soft["wiener"] is True and soft["input_rms_db"] == -26.0
     assert soft["gnsdr"]["vocals"] != report["gnsdr"]["vocals"]
     assert soft["oracle_ibm"] == report["oracle_ibm"]
     silent = cli("evaluate", "separator", data, "--model", tmp_path / "model", "--threshold", "1")

@@ -106,3 +106,62 @@ def test_amending_a_model_card_keeps_the_manifest_checksum_true(tmp_path):
     assert body.count("## Extra") == 1 and "second" in body and body.index("## Extra") < body.index("## Training cost")
     entry = store.read_manifest(*prefix)["outputs"][0]
     assert entry["sha256"] == sha256_file(stored)
+
+
+def test_continued_training_starts_from_the_earlier_run_and_refuses_leaks(tmp_path):
+    import torch
+
+    from pipeline.errors import UserError
+    from pipeline.svs.train import train_separator
+
+    data = write_toy_dataset(tmp_path / "data", n_tracks=4, seconds=1.0)
+    store = Store.open(tmp_path / "store")
+    first = train_separator(tiny_config(), data, store=store, progress=False, work_dir=tmp_path / "w1")
+    earlier = str(store.path("models", "svs", "svs-tiny", first["run_id"]))
+    cfg = tiny_config(init_from=earlier, pretrain_steps=0, lr=1e-12)
+    second = train_separator(cfg, data, store=store, progress=False, work_dir=tmp_path / "w2")
+    before = torch.load(f"{earlier}/model.pt")
+    after = torch.load(store.path("models", "svs", "svs-tiny", second["run_id"], "model.pt"))
+    assert torch.allclose(before["head.weight"], after["head.weight"], atol=1e-6)
+
+    trained_on = json.loads(open(f"{earlier}/model.json").read())["split"]["train"][0]
+    leaky = tiny_config(init_from=earlier)
+    leaky.split.test_songs = [trained_on.rsplit("_", 1)[0]]
+    with pytest.raises(UserError, match="was trained on"):
+        train_separator(leaky, data, store=store, progress=False, work_dir=tmp_path / "w3")
+    wider = tiny_config(init_from=earlier)
+    wider.model.args = {"channels": [4, 8, 16]}
+    with pytest.raises(UserError, match="differs"):
+        train_separator(wider, data, store=store, progress=False, work_dir=tmp_path / "w4")
+
+
+def test_loudness_normalised_input_makes_the_separation_level_independent(tmp_path):
+    from pipeline.svs.bundle import load_bundle
+    from pipeline.svs.separate import input_gain, separate_array
+
+    sep = load_bundle(tiny_bundle(tmp_path / "model"))
+    voice, acc = toy_stems(1.0)
+    mix = (voice + acc)[None]
+    quiet, loud = separate_array(0.1 * mix, sep), separate_array(mix, sep)
+    assert np.max(np.abs(10 * quiet - loud)) > 1e-3  # the log features make the raw network level-dependent
+
+    sep.meta["config"]["separate"]["input_rms_db"] = -26.0
+    quiet, loud = separate_array(0.1 * mix, sep), separate_array(mix, sep)
+    assert np.max(np.abs(10 * quiet - loud)) < 1e-4 * np.max(np.abs(loud))
+    assert 20 * np.log10(np.sqrt(np.mean((input_gain(mix, -26.0) * mix) ** 2))) == pytest.approx(-26.0, abs=1e-6)
+    assert input_gain(np.zeros((1, 100)), -26.0) == 1.0 and input_gain(mix, None) == 1.0
+
+
+def test_evaluation_subsets_score_only_the_recorded_validation_or_test_tracks(tmp_path):
+    from pipeline.errors import UserError
+    from pipeline.svs.evaluate import evaluate_separator
+
+    data = write_toy_dataset(tmp_path / "data", n_tracks=3, seconds=0.5)
+    model = tiny_bundle(tmp_path / "model")
+    meta = json.loads((model / "model.json").read_text())
+    meta["split"] = {"train": ["abjones_1_01"], "val": ["amy_2_01"], "test": ["abjones_3_01"]}
+    (model / "model.json").write_text(json.dumps(meta))
+    assert evaluate_separator(data, model=str(model), subset="val")["tracks"] == ["amy_2_01"]
+    assert evaluate_separator(data, model=str(model), subset="test")["tracks"] == ["abjones_3_01"]
+    with pytest.raises(UserError, match="use all, val or test"):
+        evaluate_separator(data, model=str(model), subset="train")

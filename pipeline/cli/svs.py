@@ -21,13 +21,14 @@ def separate(
     fmt: str = typer.Option("flac", "--format", help="Stem format: flac (24-bit) or wav (float)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's, 0.35)."),
     wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),
+    input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
     allow_clipping: bool = typer.Option(False, "--allow-clipping", help="Separate heavily clipped input anyway."),
 ) -> None:
     """Split a song into vocals and accompaniment; stems go to the store under stems/<track>/<run>/."""
     from pipeline.svs.separate import separate_file
 
     result = separate_file(audio, model=model, out_dir=out, fmt=fmt, threshold=threshold,
-                           wiener=wiener or None, allow_clipping=allow_clipping)
+                           wiener=wiener or None, input_rms_db=input_rms_db, allow_clipping=allow_clipping)
     if as_json:
         keys = ("track_id", "run_id", "stems", "seconds", "sample_rate")
         typer.echo(json.dumps({k: result[k] for k in keys}))
@@ -68,14 +69,16 @@ def evaluate_separator_command(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model NAME, NAME@RUN or folder (default svs-default)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json, tracks.csv, gnsdr.png and report.html (with stems to play)."),
-    subset: str = typer.Option("all", "--subset", help="all, or test = only the tracks the model held out in training."),
+    subset: str = typer.Option("all", "--subset", help="all; test = only the tracks the model held out in training; val = its validation tracks (choose options here)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's, 0.35)."),
     wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),
+    input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
 ) -> None:
     """NSDR/GNSDR/GSIR/GSAR of a separator beside the oracle IBM and the unprocessed mixture."""
     from pipeline.svs.evaluate import evaluate_separator
 
-    report = evaluate_separator(data, model, out, subset=subset, threshold=threshold, wiener=wiener or None)
+    report = evaluate_separator(data, model, out, subset=subset, threshold=threshold, wiener=wiener or None,
+                                input_rms_db=input_rms_db)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return

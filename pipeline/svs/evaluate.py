@@ -49,10 +49,11 @@ def oracle_vocals(voice: np.ndarray, acc: np.ndarray, stft_cfg) -> np.ndarray:
 
 
 def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool = False,
-                    threshold: float | None = None, wiener: bool | None = None) -> dict:
+                    threshold: float | None = None, wiener: bool | None = None,
+                    input_rms_db: float | None = None) -> dict:
     """Score ``tracks`` (:class:`~pipeline.svs.data.Track`) with separator ``sep``.
 
-    ``threshold`` and ``wiener`` override the model's inference settings, as in
+    ``threshold``, ``wiener`` and ``input_rms_db`` override the model's inference settings, as in
     :func:`~pipeline.svs.separate.separate_array`.
 
     Returns the report dict (see :func:`evaluate_separator`); with ``out`` also writes
@@ -75,7 +76,7 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
             notes.append(f"{track.track_id}: a reference stem is silent; skipped")
             continue
         refs = np.stack([voice, acc]).astype(np.float64)
-        est_v = separate_array(mix[None], sep, threshold, wiener)[0]
+        est_v = separate_array(mix[None], sep, threshold, wiener, input_rms_db)[0]
         if np.max(np.abs(est_v)) < 1e-9 or np.max(np.abs(mix - est_v)) < 1e-9:  # bss_eval rejects silence
             notes.append(f"{track.track_id}: the model's vocal or accompaniment estimate is silent; skipped")
             continue
@@ -100,6 +101,7 @@ def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool =
     report = summarise(rows, sep)
     report["threshold"] = sep.config.ibm.threshold if threshold is None else threshold
     report["wiener"] = sep.config.separate.wiener if wiener is None else wiener
+    report["input_rms_db"] = sep.config.separate.input_rms_db if input_rms_db is None else input_rms_db
     report["notes"] = notes
     if out is not None:
         write_report(report, rows, Path(out), listen, sr)
@@ -170,16 +172,18 @@ def write_report(report: dict, rows: list[dict], out: Path, listen: dict, sr: in
 
 
 def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progress: bool = False,
-                       threshold: float | None = None, wiener: bool | None = None) -> dict:
+                       threshold: float | None = None, wiener: bool | None = None,
+                       input_rms_db: float | None = None) -> dict:
     """Evaluate a separator on every track under ``data`` (shared layout, raw MIR-1K, MUSDB).
 
     Args:
         data: folder of tracks.
         model: model folder, ``NAME`` or ``NAME@RUN`` (default ``svs-default``).
         out: folder for ``report.json``, ``tracks.csv``, ``gnsdr.png``, ``report.html``.
-        subset: ``all`` tracks, or ``test`` = only the tracks the model held out when it
-            was trained (recorded in its ``model.json``).
-        threshold, wiener: override the model's inference settings.
+        subset: ``all`` tracks, ``test`` = only the tracks the model held out when it
+            was trained, or ``val`` = its validation tracks, for choosing options (both
+            recorded in its ``model.json``).
+        threshold, wiener, input_rms_db: override the model's inference settings.
 
     Returns:
         ``{"model", "run_id", "n_tracks", "seconds", "gnsdr", "gsdr", "gsir", "gsar",
@@ -190,13 +194,14 @@ def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progr
 
     sep = resolve_model(model)
     tracks, _ = discover_tracks(data, singers=None)
-    if subset == "test":
-        held = set(sep.meta.get("split", {}).get("test", []))
+    if subset in ("test", "val"):
+        held = set(sep.meta.get("split", {}).get(subset, []))
         if not held:
-            raise UserError(f"model {sep.name} records no held-out tracks; use --subset all")
+            raise UserError(f"model {sep.name} records no {subset} tracks; use --subset all")
         tracks = [t for t in tracks if t.track_id in held]
         if not tracks:
-            raise UserError(f"none of the model's {len(held)} held-out tracks are under {data}")
+            raise UserError(f"none of the model's {len(held)} {subset} tracks are under {data}")
     elif subset != "all":
-        raise UserError(f"unknown subset {subset!r}; use all or test")
-    return evaluate_tracks(tracks, sep, out, progress=progress, threshold=threshold, wiener=wiener)
+        raise UserError(f"unknown subset {subset!r}; use all, val or test")
+    return evaluate_tracks(tracks, sep, out, progress=progress, threshold=threshold, wiener=wiener,
+                           input_rms_db=input_rms_db)

@@ -37,6 +37,11 @@ def _show_path(data: str) -> str:
     return str(data)
 
 
+def _config_file(cfg) -> str:
+    """The shipped config that trains ``cfg``: continued runs have their own file."""
+    return f"configs/svs/{cfg.name}{'-continued' if cfg.train.init_from else ''}.yaml"
+
+
 def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str, extra_sections: str = "") -> None:
     """Write ``MODEL_CARD.md`` from the resolved config, the run metadata and the held-out report."""
     split = meta["split"]
@@ -52,7 +57,10 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         + "), after autoencoder "
         "pre-training on voice spectrograms. At inference voice probabilities below "
         f"{cfg.ibm.threshold} are zeroed and the rest scale the mixture magnitude; the mixture phase is "
-        "reused; accompaniment = mixture - vocals. No Wiener filter.",
+        "reused; accompaniment = mixture - vocals"
+        + (f"; each chunk is scaled to {cfg.separate.input_rms_db:g} dBFS RMS before the network"
+           if cfg.separate.input_rms_db is not None else "")
+        + ". No Wiener filter.",
         "",
         "## Data",
         f"* Source: `{data}` (MIR-1K clips of singers {', '.join(cfg.split.singers)} only; 16 kHz mono; research use only).",
@@ -92,10 +100,12 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
            f"({meta['pretrain_cpu_seconds'] / 60:.1f} min pre-training); stage 2 stops after "
            f"{cfg.train.time_budget_min} CPU-min (`train.time_budget_min`)."]
           if "train_cpu_seconds" in meta else []),
+        *([f"* Continued from `{cfg.train.init_from}` (stage 1 skipped): the numbers above are this run's "
+           "only; that run's own cost is in its card."] if cfg.train.init_from else []),
         "",
         "## Reproduce",
         "```",
-        f"pipeline train separator --config configs/svs/{cfg.name}.yaml --data {data}",
+        f"pipeline train separator --config {_config_file(cfg)} --data {data}",
         f"pipeline evaluate separator {data} --model {cfg.name}@{meta['run_id']} --subset test",
         "```",
         "",
@@ -108,7 +118,8 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         "* Trained on two amateur singers of Chinese karaoke pop at 16 kHz; other styles, "
         "professional mixes and wide-band audio are out of distribution (content above 8 kHz "
         "goes to the accompaniment).",
-        "* The 0.02/0.98-smoothed IBM target and the 0.35 threshold follow the paper; other thresholds trade SIR for SAR.",
+        f"* The 0.02/0.98-smoothed IBM target follows the paper, the threshold is {cfg.ibm.threshold:g} (the paper's: 0.35); "
+        "other thresholds trade SIR for SAR.",
         "",
     ]
     path.write_text("\n".join(parts))

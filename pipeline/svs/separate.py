@@ -24,12 +24,25 @@ from pipeline.svs.bundle import LoadedSeparator, resolve_model
 STEMS = ("vocals", "accompaniment")
 
 
+def input_gain(audio: np.ndarray, rms_db: float | None) -> float:
+    """Gain that brings ``(channels, samples)`` audio to ``rms_db`` dBFS RMS (1 when None or silent).
+
+    The network saw training mixtures around one loudness; scaling its input there keeps the
+    log-magnitude features in range for quiet or loud songs.
+    """
+    if rms_db is None or not audio.size:
+        return 1.0
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    return 10 ** (rms_db / 20) / rms if rms >= 1e-6 else 1.0
+
+
 def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | None = None,
-               wiener: bool | None = None) -> np.ndarray:
+               wiener: bool | None = None, gain: float = 1.0) -> np.ndarray:
     """Voice mask in [0, 1] for a complex mixture spectrogram ``(channels, bins, frames)``.
 
     Probabilities below ``threshold`` (default: the model's, 0.35) are zeroed; the rest
     are kept as soft gains (Lin et al. 2018). ``wiener`` applies the optional post-filter.
+    The network sees the magnitudes times ``gain`` (see :func:`input_gain`).
     """
     from pipeline.svs.spectral import features, sigmoid, threshold_mask, wiener_mask
 
@@ -37,7 +50,7 @@ def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | No
     threshold = cfg.ibm.threshold if threshold is None else threshold
     wiener = cfg.separate.wiener if wiener is None else wiener
     mag = np.abs(mix_spec)
-    feats = features(mag, cfg.stft.features, cfg.stft.log_scale).astype(np.float32)
+    feats = features(mag if gain == 1.0 else gain * mag, cfg.stft.features, cfg.stft.log_scale).astype(np.float32)
     logits = np.concatenate([sep.runner.mask_logits(feats[c:c + 1]) for c in range(feats.shape[0])], axis=0)
     mask = threshold_mask(sigmoid(logits), threshold)
     if wiener:
@@ -46,16 +59,19 @@ def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | No
 
 
 def separate_array(audio: np.ndarray, sep: LoadedSeparator, threshold: float | None = None,
-                   wiener: bool | None = None) -> np.ndarray:
+                   wiener: bool | None = None, input_rms_db: float | None = None) -> np.ndarray:
     """Vocals of ``(channels, samples)`` float audio sampled at the model's rate.
 
+    ``threshold``, ``wiener`` and ``input_rms_db`` override the model's settings when given.
     Returns ``(channels, samples)`` vocals; accompaniment is ``audio - vocals``.
     """
     from pipeline.svs.spectral import istft, stft
 
     cfg = sep.config.stft
-    spec = stft(np.asarray(audio, dtype=np.float32), cfg)
-    mask = voice_mask(spec, sep, threshold, wiener)
+    audio = np.asarray(audio, dtype=np.float32)
+    spec = stft(audio, cfg)
+    level = sep.config.separate.input_rms_db if input_rms_db is None else input_rms_db
+    mask = voice_mask(spec, sep, threshold, wiener, input_gain(audio, level))
     return istft(spec * mask, cfg, length=audio.shape[-1])
 
 
@@ -66,7 +82,7 @@ def track_id_for(path: Path, digest: str) -> str:
 
 
 def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "flac",
-                  threshold: float | None = None, wiener: bool | None = None,
+                  threshold: float | None = None, wiener: bool | None = None, input_rms_db: float | None = None,
                   allow_clipping: bool = False, backend: str = "auto") -> dict:
     """Separate one audio file into vocals + accompaniment stems in the artifact store.
 
@@ -117,7 +133,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
                 atomic_writer(tmp / names["accompaniment"], info.sample_rate, info.channels, fmt) as acc_out:
             for chunk, left, valid in iter_blocks(info, block, context):
                 at_model = resample(chunk, info.sample_rate, model_sr)
-                vocals = separate_array(at_model, sep, threshold, wiener)
+                vocals = separate_array(at_model, sep, threshold, wiener, input_rms_db)
                 vocals = resample(vocals, model_sr, info.sample_rate)
                 vocals = _fit(vocals, chunk.shape[1])[:, left:left + valid]
                 mixture = chunk[:, left:left + valid]
@@ -131,6 +147,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
             kind="svs-stems",
             config={"model": sep.name, "model_run_id": sep.run_id, "threshold": threshold if threshold is not None else cfg.ibm.threshold,
                     "wiener": cfg.separate.wiener if wiener is None else wiener, "format": fmt,
+                    "input_rms_db": cfg.separate.input_rms_db if input_rms_db is None else input_rms_db,
                     "model_sample_rate": model_sr},
             metrics={"elapsed_s": round(elapsed, 3), "realtime_factor": round(info.seconds / max(elapsed, 1e-9), 2)},
             inputs=inputs,
