@@ -10,6 +10,8 @@ input exactly (up to FLAC's 24-bit quantisation).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 import tempfile
@@ -123,9 +125,13 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
     model_sr = cfg.stft.sample_rate
     block = int(cfg.separate.chunk_s * info.sample_rate)
     context = int(cfg.separate.context_s * info.sample_rate)
-    done = store.read_manifest("stems", track_id, sep.run_id)
-    if done is not None:  # runs are immutable: the same file and model were separated before
-        return _already_separated(store, done, track_id, sep, info, out_dir, started)
+    settings = {"threshold": cfg.ibm.threshold if threshold is None else threshold,
+                "wiener": cfg.separate.wiener if wiener is None else wiener,
+                "input_rms_db": cfg.separate.input_rms_db if input_rms_db is None else input_rms_db}
+    run_id = stems_run_id(sep, settings)
+    done = store.read_manifest("stems", track_id, run_id)
+    if done is not None:  # runs are immutable: the same file, model and settings were separated before
+        return _already_separated(store, done, track_id, run_id, sep, info, out_dir, started)
     names = {stem: f"{stem}.{fmt}" for stem in STEMS}
     with tempfile.TemporaryDirectory(prefix="pipeline-separate-") as tmp:
         tmp = Path(tmp)
@@ -143,11 +149,9 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
         inputs = [{"path": str(path.resolve()), "sha256": digest, "sample_rate": info.sample_rate,
                    "channels": info.channels, "seconds": round(info.seconds, 3), **levels}]
         uri = store.publish_run(
-            ("stems", track_id, sep.run_id), {names[s]: tmp / names[s] for s in STEMS},
+            ("stems", track_id, run_id), {names[s]: tmp / names[s] for s in STEMS},
             kind="svs-stems",
-            config={"model": sep.name, "model_run_id": sep.run_id, "threshold": threshold if threshold is not None else cfg.ibm.threshold,
-                    "wiener": cfg.separate.wiener if wiener is None else wiener, "format": fmt,
-                    "input_rms_db": cfg.separate.input_rms_db if input_rms_db is None else input_rms_db,
+            config={"model": sep.name, "model_run_id": sep.run_id, **settings, "format": fmt,
                     "model_sample_rate": model_sr},
             metrics={"elapsed_s": round(elapsed, 3), "realtime_factor": round(info.seconds / max(elapsed, 1e-9), 2)},
             inputs=inputs,
@@ -157,7 +161,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
             _copy_out(tmp, Path(out_dir) / track_id, names)
     return {
         "track_id": track_id,
-        "run_id": sep.run_id,
+        "run_id": run_id,
         "stems": {s: f"{uri}/{names[s]}" for s in STEMS},
         "seconds": round(info.seconds, 3),
         "sample_rate": info.sample_rate,
@@ -166,10 +170,22 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
     }
 
 
-def _already_separated(store, manifest: dict, track_id: str, sep, info, out_dir, started: float) -> dict:
+def stems_run_id(sep: LoadedSeparator, settings: dict) -> str:
+    """Stems folder of a separation: the model's run id with the model's own settings (so a flow
+    can tell whether a track was separated by the current model), else that id plus a hash of the
+    settings, so stems made with another threshold, Wiener or input level are never reused."""
+    cfg = sep.config
+    if settings == {"threshold": cfg.ibm.threshold, "wiener": cfg.separate.wiener,
+                    "input_rms_db": cfg.separate.input_rms_db}:
+        return sep.run_id
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{sep.run_id}-{digest}"
+
+
+def _already_separated(store, manifest: dict, track_id: str, run_id: str, sep, info, out_dir, started: float) -> dict:
     """Result of an earlier identical separation, copied to ``out_dir`` when asked."""
     names = manifest.get("stems") or {s: f"{s}.flac" for s in STEMS}
-    prefix = ("stems", track_id, sep.run_id)
+    prefix = ("stems", track_id, run_id)
     if out_dir is not None:
         with tempfile.TemporaryDirectory(prefix="pipeline-separate-") as tmp:
             for stem in STEMS:
@@ -177,7 +193,7 @@ def _already_separated(store, manifest: dict, track_id: str, sep, info, out_dir,
             _copy_out(Path(tmp), Path(out_dir) / track_id, names)
     return {
         "track_id": track_id,
-        "run_id": sep.run_id,
+        "run_id": run_id,
         "stems": {s: store.uri(*prefix, names[s]) for s in STEMS},
         "seconds": round(info.seconds, 3),
         "sample_rate": info.sample_rate,
