@@ -19,7 +19,7 @@ def separate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also copy the stems to OUT/<track_id>/."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     fmt: str = typer.Option("flac", "--format", help="Stem format: flac (24-bit) or wav (float)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's, 0.35)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's; 0.2 for the bundled svs-default)."),
     wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),
     input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
     allow_clipping: bool = typer.Option(False, "--allow-clipping", help="Separate heavily clipped input anyway."),
@@ -70,7 +70,7 @@ def evaluate_separator_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.json, tracks.csv, gnsdr.png and report.html (with stems to play)."),
     subset: str = typer.Option("all", "--subset", help="all; test = only the tracks the model held out in training; val = its validation tracks (choose options here)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's, 0.35)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's; 0.2 for the bundled svs-default)."),
     wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),
     input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
 ) -> None:

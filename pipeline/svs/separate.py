@@ -42,7 +42,7 @@ def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | No
                wiener: bool | None = None, gain: float = 1.0) -> np.ndarray:
     """Voice mask in [0, 1] for a complex mixture spectrogram ``(channels, bins, frames)``.
 
-    Probabilities below ``threshold`` (default: the model's, 0.35) are zeroed; the rest
+    Probabilities below ``threshold`` (default: the model's; the paper's is 0.35) are zeroed; the rest
     are kept as soft gains (Lin et al. 2018). ``wiener`` applies the optional post-filter.
     The network sees the magnitudes times ``gain`` (see :func:`input_gain`).
     """
