@@ -125,9 +125,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
     model_sr = cfg.stft.sample_rate
     block = int(cfg.separate.chunk_s * info.sample_rate)
     context = int(cfg.separate.context_s * info.sample_rate)
-    settings = {"threshold": cfg.ibm.threshold if threshold is None else threshold,
-                "wiener": cfg.separate.wiener if wiener is None else wiener,
-                "input_rms_db": cfg.separate.input_rms_db if input_rms_db is None else input_rms_db}
+    settings = separation_settings(sep, threshold, wiener, input_rms_db)
     run_id = stems_run_id(sep, settings)
     done = store.read_manifest("stems", track_id, run_id)
     if done is not None:  # runs are immutable: the same file, model and settings were separated before
@@ -170,13 +168,20 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
     }
 
 
+def separation_settings(sep: LoadedSeparator, threshold: float | None = None, wiener: bool | None = None,
+                        input_rms_db: float | None = None) -> dict:
+    """The inference settings a separation uses: the given ones, else the model's own."""
+    cfg = sep.config
+    return {"threshold": cfg.ibm.threshold if threshold is None else threshold,
+            "wiener": cfg.separate.wiener if wiener is None else wiener,
+            "input_rms_db": cfg.separate.input_rms_db if input_rms_db is None else input_rms_db}
+
+
 def stems_run_id(sep: LoadedSeparator, settings: dict) -> str:
     """Stems folder of a separation: the model's run id with the model's own settings (so a flow
     can tell whether a track was separated by the current model), else that id plus a hash of the
     settings, so stems made with another threshold, Wiener or input level are never reused."""
-    cfg = sep.config
-    if settings == {"threshold": cfg.ibm.threshold, "wiener": cfg.separate.wiener,
-                    "input_rms_db": cfg.separate.input_rms_db}:
+    if settings == separation_settings(sep):
         return sep.run_id
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{sep.run_id}-{digest}"
