@@ -92,11 +92,27 @@ class EcgModel(StrictModel):
         "fitted", description="Ensemble view weights fitted on the validation part, or equal (then only the "
         "temperature is fitted): with ~150 validation records a lucky seed can pull the fit to one view."
     )
+    selection: Literal["validation", "kfold"] = Field(
+        "validation", description="How ensemble members are fitted and judged: early-stopped on one validation "
+        "part (its ~20% of the records fit the combiner), or cross-fitted: every view and seed trained once per "
+        "fold of `train.folds` on the other folds for the full epochs (last epoch kept, so the left-out fold "
+        "chooses nothing), the combiner fitted on out-of-fold probabilities of every training record."
+    )
+    select_views: bool = Field(
+        False, description="kfold only: publish the subset of views with the highest out-of-fold accuracy "
+        "(ties: lower log-loss) instead of every view."
+    )
+    fold_members: int | None = Field(
+        None, ge=1, description="kfold only: fold models kept per view and seed in the published ensemble "
+        "(the first n folds; null = all). Fewer members predict faster; the out-of-fold score is of one model."
+    )
 
     @model_validator(mode="after")
     def _check_members(self) -> "EcgModel":
         if (self.name == "ensemble") != bool(self.members):
             raise ValueError("members are required for (and only for) model name 'ensemble'")
+        if self.selection != "kfold" and (self.select_views or self.fold_members):
+            raise ValueError("select_views and fold_members need selection: kfold")
         return self
 
 
@@ -145,6 +161,8 @@ class EcgConfig(StrictModel):
     def _check_member_train(self) -> "EcgConfig":
         for view in range(len(self.model.members)):  # fail at load time, not after preparing the data
             self.member_train(view)
+        if (self.model.fold_members or 0) > self.train.folds:
+            raise ValueError(f"model.fold_members ({self.model.fold_members}) exceeds train.folds ({self.train.folds})")
         return self
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)

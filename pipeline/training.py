@@ -65,6 +65,7 @@ def fit(
     seed: int = 0,
     desc: str = "train",
     progress: bool = True,
+    keep_last: bool = False,
 ) -> FitResult:
     """Train with AdamW + cosine schedule, keep the weights with the lowest validation loss.
 
@@ -73,6 +74,8 @@ def fit(
             argument says whether to augment (training batches only).
         checkpoint: file rewritten after every epoch; when it exists, training resumes
             from it (same model, optimiser, schedule, best weights and history).
+        keep_last: train every epoch and keep the last weights: ``val`` is then only reported,
+            never used to choose (cross-fitting, where it is the fold scored out-of-fold).
     """
     model.to(device, memory_format=torch.channels_last)  # 4-D conv weights only; +9-28% (bench/train.py)
     criterion = nn.CrossEntropyLoss(weight=class_weights(train.labels, n_classes).to(device))
@@ -98,7 +101,7 @@ def fit(
 
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, leave=False, initial=start, total=epochs)
     for epoch in bar:
-        if stale >= patience:
+        if stale >= patience and not keep_last:
             break
         model.train()
         order = generator.permutation(len(train))
@@ -140,6 +143,8 @@ def fit(
                 tmp,
             )
             tmp.replace(checkpoint)
+    if keep_last:
+        best_state, best_epoch = copy.deepcopy(model.state_dict()), len(history) - 1
     model.load_state_dict(best_state)
     seconds = None if spent is None else round(spent + time.perf_counter() - session_start, 1)
     return FitResult(best_state, best_epoch, history, seconds)

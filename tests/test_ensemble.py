@@ -264,3 +264,53 @@ def test_member_fingerprint_follows_the_scalogram_only_for_members_that_read_it(
     finer = EcgConfig.model_validate({**SMALL_ENSEMBLE, "scalogram": {"n_scales": 16, "scale_rows_per_lead": 16}})
     assert member_fingerprint(member_config(finer, 1, 0)) == member_fingerprint(member_config(first, 1, 0))  # 1-D CNN
     assert member_fingerprint(member_config(finer, 0, 0)) != member_fingerprint(member_config(first, 0, 0))  # scalogram CNN
+
+
+def test_kfold_splits_partition_the_records_by_class_and_flutter():
+    from pipeline.ecg.ensemble import fit_splits
+
+    cfg = EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold"},
+                                    "train": {**SMALL_ENSEMBLE["train"], "folds": 5}})
+    labels = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    flutter = np.zeros(100, dtype=bool)
+    flutter[50:60] = True  # 10 of the AFIB records
+    splits = fit_splits(cfg, labels, flutter)
+    held = np.concatenate([h for _, h in splits])
+    assert len(splits) == 5 and sorted(held) == list(range(100))  # every record held out exactly once
+    for fit, out in splits:
+        assert not set(fit) & set(out) and len(fit) + len(out) == 100
+        assert flutter[out].sum() == 2 and (labels[out] == 0).sum() == 10
+
+
+@pytest.mark.slow
+def test_kfold_ensemble_scores_every_record_out_of_fold_and_picks_views(tmp_path, tmp_store, monkeypatch, cli):
+    monkeypatch.setenv("PIPELINE_WORK", str(tmp_path / "work"))
+    cfg = {**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold", "select_views": True,
+                                       "fold_members": 2},
+           "train": {**SMALL_ENSEMBLE["train"], "folds": 3}}
+    (tmp_path / "kfold.yaml").write_text(yaml.safe_dump(cfg))
+    result = cli("train", "ecg", "--config", tmp_path / "kfold.yaml", "--data", SAMPLE_ECG, "--bundle", tmp_path / "bundle")
+    assert result.code == 0, result.err
+    assert "out-of-fold accuracy" in result.out
+    metrics = json.loads((tmp_path / "bundle" / "metrics.json").read_text())
+    oof = metrics["validation"]
+    assert oof["scheme"] == "kfold" and oof["n_records"] == metrics["n_records"] == len(set(oof["records"])) >= 10
+    assert [row["views"] for row in oof["selection"]] and sorted(map(tuple, (r["views"] for r in oof["selection"]))) == [
+        (0,), (0, 1), (1,)]  # every non-empty subset of the two views was scored
+    assert oof["views"] == oof["selection"][0]["views"]
+    assert all(m["fits"] == 3 for m in oof["members"].values())  # one model per fold for each view and seed
+    meta = json.loads((tmp_path / "bundle" / "model.json").read_text())
+    seeds = {0: 1, 1: 2}  # seeds per view in SMALL_ENSEMBLE
+    assert len(meta["members"]) == sum(2 * seeds[v] for v in oof["views"])  # fold_members: first 2 folds kept
+    assert all(m["name"].rsplit("-f", 1)[1] in ("0", "1") for m in meta["members"])
+    assert sum(meta["weights"]) == pytest.approx(1.0)
+    card = (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
+    assert "cross-fitted" in card and "out-of-fold" in card
+
+
+def test_kfold_options_need_kfold_selection():
+    with pytest.raises(ValueError, match="need selection: kfold"):
+        EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "select_views": True}})
+    with pytest.raises(ValueError, match="exceeds train.folds"):
+        EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold",
+                                                               "fold_members": 6}})

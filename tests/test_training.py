@@ -27,7 +27,7 @@ def _toy(n=96, seed=0):
     return ArrayData(signals.astype(np.float32), np.zeros((n, 1), np.float32), labels)
 
 
-def _fit(model, data, epochs, checkpoint=None, stop_after_batches=None):
+def _fit(model, data, epochs, checkpoint=None, stop_after_batches=None, patience=50, keep_last=False):
     no_aug = EcgAugment(time_shift=False, lead_dropout_p=0, gain_db=0)
     to_input = make_input_fn("signal", 32, no_aug)
     calls = {"train": 0}
@@ -41,8 +41,8 @@ def _fit(model, data, epochs, checkpoint=None, stop_after_batches=None):
 
     return fit(
         model, data.subset(np.arange(64)), data.subset(np.arange(64, 96)), epochs=epochs, batch_size=16, lr=5e-3,
-        weight_decay=0, patience=50, device=torch.device("cpu"), to_model_input=maybe_interrupted,
-        n_classes=4, checkpoint=checkpoint, progress=False,
+        weight_decay=0, patience=patience, device=torch.device("cpu"), to_model_input=maybe_interrupted,
+        n_classes=4, checkpoint=checkpoint, progress=False, keep_last=keep_last,
     )
 
 
@@ -66,6 +66,21 @@ def test_training_resumes_from_checkpoint(tmp_path):
     assert torch.load(checkpoint, weights_only=False)["epoch"] == 1
     resumed = _fit(create_model("cnn1d", n_classes=4, channels=[8, 16]), data, epochs=5, checkpoint=checkpoint)
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3, 4]
+
+
+def test_keep_last_trains_every_epoch_and_lets_the_held_out_part_choose_nothing():
+    """Cross-fitting: the fold scored out-of-fold must not pick the epoch (nor stop training)."""
+    data = _toy()
+    data.labels[64:] = (data.labels[64:] + 1) % 4  # validation labels the model gets worse at as it learns
+    torch.manual_seed(0)
+    stopped = _fit(create_model("cnn1d", n_classes=4, channels=[8, 16]), data, epochs=8, patience=1)
+    torch.manual_seed(0)
+    model = create_model("cnn1d", n_classes=4, channels=[8, 16])
+    last = _fit(model, data, epochs=8, patience=1, keep_last=True)
+    assert len(stopped.history) < 8 == len(last.history)  # patience 1 stops the default early here
+    assert last.best_epoch == 7
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, last.state_dict[name])
 
 
 def test_each_epoch_is_logged_for_the_flow_logs(caplog):

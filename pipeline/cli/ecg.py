@@ -145,7 +145,9 @@ def train_ecg_command(
     cfg = load_config(config, EcgConfig)
     result = train_ecg(cfg, training_sources(cfg, data), cv=cv, bundle_dir=bundle, test=test)
     metrics = result["metrics"]
-    for title, report in (("cv", metrics.get("cross_validation")), ("validation", metrics.get("validation", {}).get("ensemble")),
+    held_out = metrics.get("validation", {})
+    for title, report in (("cv", metrics.get("cross_validation")),
+                          ("out-of-fold" if held_out.get("scheme") == "kfold" else "validation", held_out.get("ensemble")),
                           ("internal test", metrics.get("internal_test"))):
         if report:
             typer.echo(f"{title} accuracy {report['accuracy']:.4f}, balanced {report['balanced_accuracy']:.4f}, "

@@ -59,7 +59,7 @@ def write_model_card(path, cfg: EcgConfig, metrics: dict, extra: dict) -> None:
     seconds = metrics.get("seconds", {})
     lines += [
         "## Training",
-        (f"Members trained on the training records less the validation part (see Ensemble). Wall time {seconds.get('total', 0):.0f} s "
+        (f"Members trained as the Ensemble section says. Wall time {seconds.get('total', 0):.0f} s "
          "(members found in the member cache are not trained again and count as 0 s)"
          if cfg.model.name == "ensemble" else
          f"Final model fitted on all records (early stopping on a {cfg.train.val_fraction:.0%} stratified validation "
@@ -84,6 +84,9 @@ def _minutes(seconds: float | None) -> str:
 def _summary(cfg: EcgConfig) -> str:
     if cfg.model.name == "ensemble":
         views = "; ".join(f"{m.name} {m.args or ''} x {len(m.seeds)} seeds" for m in cfg.model.members)
+        if cfg.model.selection == "kfold":
+            return (f"Cross-fitted deep ensemble (views{' chosen out-of-fold' if cfg.model.select_views else ''} from: "
+                    f"{views}; {cfg.train.folds} folds); classes {', '.join(cfg.classes)}.")
         return f"Deep ensemble of {sum(len(m.seeds) for m in cfg.model.members)} networks ({views}); classes {', '.join(cfg.classes)}."
     return (f"Model `{cfg.model.name}` ({cfg.model.args or 'default arguments'}), rhythm features "
             f"{'on' if cfg.model.rhythm_features else 'off'}; classes {', '.join(cfg.classes)}.")
@@ -104,21 +107,48 @@ _TABLE_HEAD = ["| | accuracy | 95% CI | balanced accuracy | macro-F1 | ECE | flu
 
 def _ensemble_section(cfg: EcgConfig, metrics: dict) -> list[str]:
     val = metrics["validation"]
-    views = ", ".join(f"{m.name} {m.args or ''} seeds {m.seeds}" for m in cfg.model.members)
-    return [
-        "## Ensemble",
-        f"Views: {views}. Each member is early-stopped on the same stratified validation part "
-        f"({val['n_records']} of the training records, seed {cfg.seed}); probabilities are mixed with member "
-        f"weights {[round(w, 3) for w in val['weights']]} ({cfg.model.view_weights} per view, shared by its seeds) "
-        f"and temperature {val['temperature']:.3f} (fitted on that part, negative log-likelihood). Trained on "
-        f"{metrics.get('device', 'cpu')} with {metrics.get('parallel', 1)} member(s) at a time.",
-        "",
-        "Validation part (used for early stopping and the combiner, so slightly optimistic):",
+    chosen = val.get("views", range(len(cfg.model.members)))
+    views = ", ".join(f"{m.name} {m.args or ''}{' + rhythm features' if m.rhythm_features else ''} seeds {m.seeds}"
+                      for v, m in enumerate(cfg.model.members) if v in chosen)
+    trained = f"Trained on {metrics.get('device', 'cpu')} with {metrics.get('parallel', 1)} member(s) at a time."
+    combiner = (f"probabilities are mixed with member weights {[round(w, 3) for w in val['weights']]} "
+                f"({cfg.model.view_weights} per view, shared by its members) and temperature {val['temperature']:.3f}")
+    if val.get("scheme") == "kfold":
+        kept = cfg.model.fold_members or val["folds"]
+        lines = [
+            "## Ensemble (cross-fitted)",
+            f"Views published: {views}. Every view and seed was trained once per fold of a {val['folds']}-fold split of "
+            f"the {val['n_records']} training records (stratified by class and flutter, seed {cfg.seed}) on the other "
+            f"folds, for its full epochs (last epoch kept: the left-out fold chose nothing), giving out-of-fold "
+            f"probabilities for every training record. The ensemble keeps {kept} fold model(s) per view and seed; "
+            f"{combiner} (fitted on the out-of-fold probabilities). {trained}",
+            "",
+        ]
+        if val.get("selection"):
+            names = {v: f"{m.name}{'+rhythm' if m.rhythm_features else ''}" for v, m in enumerate(cfg.model.members)}
+            lines += [f"Views chosen out-of-fold among {len(val['selection'])} subsets (highest accuracy, then lowest "
+                      "log-loss; the choice is made on these numbers, so the best row is optimistic):", "",
+                      "| views | out-of-fold accuracy | log-loss |", "|---|---:|---:|",
+                      *[f"| {' + '.join(names[v] for v in row['views'])} | {_pct(row['accuracy'])} | {row['log_loss']:.4f} |"
+                        for row in val["selection"]], ""]
+        title = "Out-of-fold (each record scored by the fold models that never saw it; combiner fitted here):"
+    else:
+        lines = [
+            "## Ensemble",
+            f"Views: {views}. Each member is early-stopped on the same stratified validation part "
+            f"({val['n_records']} of the training records, seed {cfg.seed}); {combiner} (fitted on that part, "
+            f"negative log-likelihood). {trained}",
+            "",
+        ]
+        title = "Validation part (used for early stopping and the combiner, so slightly optimistic):"
+    return lines + [
+        title,
         "",
         *_TABLE_HEAD,
         _score_row("ensemble", val["ensemble"]),
         _score_row("rule baseline", val["rule"]),
-        *[_score_row(f"member {key} (best epoch {m['best_epoch']}, trained {_minutes(m['seconds'])})", m)
+        *[_score_row(f"member {key} (best epoch {m['best_epoch']}, trained {_minutes(m['seconds'])}"
+                     + (f" over {m['fits']} folds" if m.get("fits", 1) > 1 else "") + ")", m)
           for key, m in val["members"].items()],
         "",
     ]

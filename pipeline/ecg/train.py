@@ -108,9 +108,10 @@ def build_arrays(dataset: EcgDataset, cfg: EcgConfig, input_kind: str):
 
 
 def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | None, desc: str, progress: bool = True,
-              split: tuple[np.ndarray, np.ndarray] | None = None):
+              split: tuple[np.ndarray, np.ndarray] | None = None, keep_last: bool = False):
     """Fit on ``train_data`` with early stopping on a validation part: ``split`` (fit, validation)
-    indices, or a stratified ``val_fraction`` split off here; return the trained model."""
+    indices, or a stratified ``val_fraction`` split off here; return the trained model.
+    ``keep_last``: no early stopping, the validation part is only reported (see ``fit``)."""
     from pipeline.device import resolve_device, seed_everything
     from pipeline.ecg.inputs import make_input_fn
     from pipeline.models import create_model
@@ -131,7 +132,7 @@ def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | No
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
         weight_decay=cfg.train.weight_decay, patience=cfg.train.patience,
         device=resolve_device(cfg.train.device), to_model_input=to_input, n_classes=len(cfg.classes),
-        checkpoint=checkpoint, seed=cfg.seed, desc=desc, progress=progress,
+        checkpoint=checkpoint, seed=cfg.seed, desc=desc, progress=progress, keep_last=keep_last,
     )
     return model, result, to_input
 
