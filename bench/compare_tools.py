@@ -333,11 +333,11 @@ def qrs_part(repeats: int) -> tuple[dict, list[tuple[str, str]]]:
     for name, fn in methods.items():
         try:
             peaks = np.asarray(fn(x))
-            seconds = median_seconds(lambda: fn(x), repeats=repeats, warmup=0)
+            seconds = median_seconds(lambda fn=fn: fn(x), repeats=repeats, warmup=0)
         except Exception as exc:
             skipped[name] = f"failed: {type(exc).__name__}: {exc}"[:200]
             continue
-        scores = {ms: match_beats(beats, peaks, int(round(ms / 1000 * fs))) for ms in (150, 75)}
+        scores = {ms: match_beats(beats, peaks, round(ms / 1000 * fs)) for ms in (150, 75)}
         per_30 = seconds * 30 / minutes
         result["detectors"][name] = {"detections": len(peaks), "seconds_per_30_min": per_30,
                                      **{f"{k}_{ms}ms": v for ms, s in scores.items() for k, v in s.items()}}

@@ -10,7 +10,7 @@ BEATS = np.arange(1, 21) * FS  # one beat a second
 
 
 def ms(value: float) -> int:
-    return int(round(value / 1000 * FS))
+    return round(value / 1000 * FS)
 
 
 def test_detections_10_ms_late_all_match():
