@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-fast bench bench-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,19 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# The project against pywt/fCWT/ssqueezepy/ptwt, XQRS/NeuroKit2 and Open-Unmix/HTDemucs, in a venv of its
+# own so that .venv stays as CI builds it (fcwt needs the system FFTW: apt-get install libfftw3-dev)
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q torch==2.14.1
+	$(BENCH_VENV)/bin/pip install -q -e '.[bench]'
+	touch $@
+
+bench-tools: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/compare_tools.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
