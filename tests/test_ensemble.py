@@ -217,14 +217,19 @@ def test_sigterm_stops_parallel_member_training(tmp_path):
     config.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "PIPELINE_STORE": str(tmp_path / "store"), "PIPELINE_WORK": str(tmp_path / "work")}
     command = [sys.executable, "-m", "pipeline.cli", "train", "ecg", "--config", str(config), "--data", str(SAMPLE_ECG)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     members = tmp_path / "work" / "ecg" / "members"
-    deadline = time.monotonic() + 120
-    while not (members.is_dir() and any(members.glob("*.pt"))):  # a member has finished an epoch
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() else "slow"
-        time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) != 0
+    deadline = time.monotonic() + 300  # generous: a loaded 2-core machine starts torch slowly
+    try:
+        while not (members.is_dir() and any(members.glob("*.pt"))):  # a member has finished an epoch
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() else "slow"
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) != 0
+    finally:  # a failed assertion must not leave the training running (the whole process group)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
     time.sleep(1)
     survivors = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(config) not in survivors
