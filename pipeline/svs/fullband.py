@@ -291,7 +291,7 @@ def summarise(rows: list[dict], sep) -> dict:
 
 
 def json_safe(value):
-    """NaN/inf (a silent or perfect window) as null / +-1e999-free JSON."""
+    """The report with NaN/inf (a silent window, a perfect estimate) as JSON null."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
