@@ -73,12 +73,18 @@ def evaluate_separator_command(
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's; 0.2 for the bundled svs-default)."),
     wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),
     input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
+    full_band: bool = typer.Option(False, "--full-band", help="Separate each mixture file at its own rate and channels (as 'pipeline separate') and score SDR/SIR/SAR/ISR there, museval-style: BSS Eval images in 1-s windows, median. Needs <track>/mixture.*."),
 ) -> None:
-    """NSDR/GNSDR/GSIR/GSAR of a separator beside the oracle IBM and the unprocessed mixture."""
+    """NSDR/GNSDR/GSIR/GSAR of a separator beside the oracle IBM and the unprocessed mixture (at the model rate; --full-band: SDR/SIR/SAR/ISR at the tracks' own rate)."""
     from pipeline.svs.evaluate import evaluate_separator
 
     report = evaluate_separator(data, model, out, subset=subset, threshold=threshold, wiener=wiener or None,
-                                input_rms_db=input_rms_db)
+                                input_rms_db=input_rms_db, full_band=full_band)
+    if full_band:
+        from pipeline.svs.fullband import json_safe, format_table
+
+        typer.echo(json.dumps(json_safe(report), indent=2) if as_json else format_table(report))
+        return
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return

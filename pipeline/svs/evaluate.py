@@ -173,7 +173,7 @@ def write_report(report: dict, rows: list[dict], out: Path, listen: dict, sr: in
 
 def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progress: bool = False,
                        threshold: float | None = None, wiener: bool | None = None,
-                       input_rms_db: float | None = None) -> dict:
+                       input_rms_db: float | None = None, full_band: bool = False) -> dict:
     """Evaluate a separator on every track under ``data`` (shared layout, raw MIR-1K, MUSDB).
 
     Args:
@@ -184,6 +184,10 @@ def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progr
             was trained, or ``val`` = its validation tracks, for choosing options (both
             recorded in its ``model.json``).
         threshold, wiener, input_rms_db: override the model's inference settings.
+        full_band: separate each track's mixture file at its own rate and channel count, as
+            ``pipeline separate`` does, and score the stems there with SiSEC-style framewise
+            BSS Eval images metrics (:mod:`pipeline.svs.fullband`; report ``mode: full-band``,
+            keys ``sdr/sir/sar/isr`` instead of the G-values, ``report.json`` + ``tracks.csv``).
 
     Returns:
         ``{"model", "run_id", "n_tracks", "seconds", "gnsdr", "gsdr", "gsir", "gsar",
@@ -203,5 +207,10 @@ def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progr
             raise UserError(f"none of the model's {len(held)} {subset} tracks are under {data}")
     elif subset != "all":
         raise UserError(f"unknown subset {subset!r}; use all, val or test")
+    if full_band:
+        from pipeline.svs.fullband import evaluate_tracks_fullband
+
+        return evaluate_tracks_fullband(tracks, sep, out, progress=progress, threshold=threshold, wiener=wiener,
+                                        input_rms_db=input_rms_db)
     return evaluate_tracks(tracks, sep, out, progress=progress, threshold=threshold, wiener=wiener,
                            input_rms_db=input_rms_db)

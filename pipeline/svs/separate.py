@@ -77,6 +77,29 @@ def separate_array(audio: np.ndarray, sep: LoadedSeparator, threshold: float | N
     return istft(spec * mask, cfg, length=audio.shape[-1])
 
 
+def separate_blocks(info, sep: LoadedSeparator, threshold: float | None = None, wiener: bool | None = None,
+                    input_rms_db: float | None = None):
+    """Separate the file ``info`` (:class:`~pipeline.io.audio.AudioInfo`) block by block, front to back.
+
+    Each block (``separate.chunk_s`` with ``separate.context_s`` on both sides) is resampled to the
+    model's rate, every channel separated by :func:`separate_array`, and the vocals resampled back
+    to the file's rate, so they hold nothing above the model's Nyquist frequency (8 kHz for a
+    16 kHz model). Yields ``(mixture, vocals)``, both ``(channels, n)`` at the file's rate, covering
+    the file in order; the accompaniment is ``mixture - vocals`` (it keeps everything above 8 kHz).
+    """
+    from pipeline.io.audio import iter_blocks, resample
+
+    cfg = sep.config
+    model_sr = cfg.stft.sample_rate
+    block = int(cfg.separate.chunk_s * info.sample_rate)
+    context = int(cfg.separate.context_s * info.sample_rate)
+    for chunk, left, valid in iter_blocks(info, block, context):
+        at_model = resample(chunk, info.sample_rate, model_sr)
+        vocals = separate_array(at_model, sep, threshold, wiener, input_rms_db)
+        vocals = resample(vocals, model_sr, info.sample_rate)
+        yield chunk[:, left:left + valid], _fit(vocals, chunk.shape[1])[:, left:left + valid]
+
+
 def track_id_for(path: Path, digest: str) -> str:
     """Store id for an input file: a slug of its name plus 8 hex digits of its content hash."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-._")[:100] or "track"
@@ -102,8 +125,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
         ``stems/<track_id>/<run_id>/`` with ``manifest.json`` written last; on any failure
         nothing is left in the store or ``out_dir``.
     """
-    from pipeline.io.audio import (atomic_writer, check_levels, check_writable_dir, iter_blocks, probe_audio,
-                                   reading, resample)
+    from pipeline.io.audio import atomic_writer, check_levels, check_writable_dir, probe_audio, reading
     from pipeline.store import Store, sha256_file, validate_id
 
     started = time.perf_counter()
@@ -123,8 +145,6 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
         digest = sha256_file(path)
     track_id = validate_id(track_id_for(path, digest), "track id")
     model_sr = cfg.stft.sample_rate
-    block = int(cfg.separate.chunk_s * info.sample_rate)
-    context = int(cfg.separate.context_s * info.sample_rate)
     settings = separation_settings(sep, threshold, wiener, input_rms_db)
     run_id = stems_run_id(sep, settings)
     done = store.read_manifest("stems", track_id, run_id)
@@ -135,12 +155,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
         tmp = Path(tmp)
         with atomic_writer(tmp / names["vocals"], info.sample_rate, info.channels, fmt) as voc_out, \
                 atomic_writer(tmp / names["accompaniment"], info.sample_rate, info.channels, fmt) as acc_out:
-            for chunk, left, valid in iter_blocks(info, block, context):
-                at_model = resample(chunk, info.sample_rate, model_sr)
-                vocals = separate_array(at_model, sep, threshold, wiener, input_rms_db)
-                vocals = resample(vocals, model_sr, info.sample_rate)
-                vocals = _fit(vocals, chunk.shape[1])[:, left:left + valid]
-                mixture = chunk[:, left:left + valid]
+            for mixture, vocals in separate_blocks(info, sep, threshold, wiener, input_rms_db):
                 voc_out.write(vocals.T)
                 acc_out.write((mixture - vocals).T)
         elapsed = time.perf_counter() - started
