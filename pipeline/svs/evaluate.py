@@ -26,9 +26,21 @@ SOURCES = ("vocals", "accompaniment")
 LISTEN_TRACKS = 3  # tracks whose stems report.html lets you play
 
 
+def mir_eval_separation():
+    """``mir_eval.separation``, made safe for numpy 2: on a singular projection (e.g. a window
+    where the estimate is an exact mix of the references) mir_eval 0.8 falls back to least
+    squares by catching ``np.linalg.linalg.LinAlgError``, a name numpy 2 removed, so the fallback
+    itself raised AttributeError. The alias restores the name mir_eval looks up."""
+    if not hasattr(np.linalg, "linalg"):
+        np.linalg.linalg = np.linalg
+    from mir_eval import separation
+
+    return separation
+
+
 def bss(refs: np.ndarray, ests: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(sdr, sir, sar)`` per source for ``(2, samples)`` references and estimates."""
-    from mir_eval.separation import bss_eval_sources
+    bss_eval_sources = mir_eval_separation().bss_eval_sources
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

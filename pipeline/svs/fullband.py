@@ -136,7 +136,9 @@ def bss_images(refs: np.ndarray, ests: np.ndarray, sample_rate: int) -> dict[str
     Returns ``{"sdr", "sir", "sar", "isr"}`` -> ``(sources, windows)`` in dB; a window where a
     reference or an estimate is silent is NaN. A track shorter than two windows is scored whole.
     """
-    from mir_eval.separation import bss_eval_images_framewise
+    from pipeline.svs.evaluate import mir_eval_separation
+
+    bss_eval_images_framewise = mir_eval_separation().bss_eval_images_framewise
 
     refs = np.ascontiguousarray(np.transpose(refs, (0, 2, 1)), dtype=np.float64)
     ests = np.ascontiguousarray(np.transpose(ests, (0, 2, 1)), dtype=np.float64)
