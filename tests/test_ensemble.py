@@ -161,7 +161,7 @@ def test_ensemble_round_trip_torch_and_onnx_agree(tmp_path):
     from pipeline.ecg.evaluate import evaluate_paths
 
     report = evaluate_paths(load_bundle(tmp_path), [SAMPLE_ECG / "JS00007", SAMPLE_ECG / "JS00013"], progress=False)
-    assert set(report["members"]) == {"m0-cnn_lstm-s0", "m1-cnn1d-s0", "m1-cnn1d-s1", "m1-cnn1d (mean of 2 seeds)"}
+    assert set(report["members"]) == {"m0-cnn_lstm-s0", "m1-cnn1d-s0", "m1-cnn1d-s1", "m1-cnn1d (mean of 2 members)"}
     for a, b in zip(by_onnx, by_torch):
         np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=2e-3)
         assert sum(a["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)

@@ -90,7 +90,7 @@ def member_breakdown(model: LoadedModel, per_member: np.ndarray, truth: np.ndarr
         views.setdefault(key.rsplit("-s", 1)[0], []).append(i)
     for view, index in views.items():
         if len(index) > 1:
-            out[f"{view} (mean of {len(index)} seeds)"] = short(combine(per_member[index], np.full(len(index), 1 / len(index)), 1.0))
+            out[f"{view} (mean of {len(index)} members)"] = short(combine(per_member[index], np.full(len(index), 1 / len(index)), 1.0))
     return out
 
 
