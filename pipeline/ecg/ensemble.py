@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,6 @@ def fit_splits(cfg: EcgConfig, labels: np.ndarray, flutter: np.ndarray) -> list[
     strata = labels * 2 + flutter
     if np.bincount(strata)[np.bincount(strata) > 0].min() < cfg.train.folds:
         strata = labels
-    import warnings
-
     with warnings.catch_warnings():  # a class smaller than the fold count is allowed (tiny test sets)
         warnings.simplefilter("ignore", UserWarning)
         folds = StratifiedKFold(cfg.train.folds, shuffle=True, random_state=cfg.seed)
