@@ -49,15 +49,10 @@ def bss(refs: np.ndarray, ests: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def oracle_vocals(voice: np.ndarray, acc: np.ndarray, stft_cfg) -> np.ndarray:
-    """Vocals from the hard ideal binary mask applied to the mixture (mixture phase)."""
-    import torch
+    """Vocals from the hard ideal binary mask applied to the mixture ``voice + acc`` (mixture phase)."""
+    from pipeline.svs.fullband import ibm_vocals
 
-    from pipeline.svs.transforms import ideal_binary_mask, istft, stft
-
-    v, a = torch.from_numpy(voice), torch.from_numpy(acc)
-    mix = stft(v + a, stft_cfg)
-    mask = ideal_binary_mask(stft(v, stft_cfg), stft(a, stft_cfg), (0.0, 1.0))
-    return istft(mix * mask, stft_cfg, length=len(voice)).numpy()
+    return ibm_vocals(voice + acc, voice, acc, stft_cfg)
 
 
 def evaluate_tracks(tracks, sep, out: str | Path | None = None, progress: bool = False,
