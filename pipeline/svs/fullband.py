@@ -179,12 +179,13 @@ def energy_above(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> float:
     return float(power[..., freqs > cutoff_hz].sum()) / total if total > 0 else 0.0
 
 
-def separate_track(info, sep, threshold=None, wiener=None, input_rms_db=None) -> np.ndarray:
-    """Vocals of the mixture file ``info`` through the separation path of ``pipeline separate``."""
+def separate_track(info, sep, threshold=None, wiener=None, input_rms_db=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(mixture, vocals)`` of the mixture file ``info`` through the separation path of
+    ``pipeline separate`` (the file is read once: the mixture comes from the same blocks)."""
     from pipeline.svs.separate import separate_blocks
 
-    parts = [voc for _, voc in separate_blocks(info, sep, threshold, wiener, input_rms_db)]
-    return np.concatenate(parts, axis=1).astype(np.float64)
+    mixture, vocals = zip(*separate_blocks(info, sep, threshold, wiener, input_rms_db))
+    return np.concatenate(mixture, axis=1).astype(np.float64), np.concatenate(vocals, axis=1).astype(np.float64)
 
 
 def evaluate_tracks_fullband(tracks, sep, out: str | Path | None = None, progress: bool = False,
@@ -196,7 +197,6 @@ def evaluate_tracks_fullband(tracks, sep, out: str | Path | None = None, progres
     :func:`~pipeline.svs.evaluate.evaluate_separator`); with ``out`` also writes ``report.json``
     and ``tracks.csv`` there.
     """
-    from pipeline.io.audio import read_audio
     from pipeline.svs.separate import separation_settings
 
     checked = [check_track(t) for t in tracks]
@@ -218,8 +218,7 @@ def evaluate_tracks_fullband(tracks, sep, out: str | Path | None = None, progres
         if _silent(voice) or _silent(acc):
             notes.append(f"{track.track_id}: a reference stem is silent; skipped")
             continue
-        mix = read_audio(track.mixture.path)[0][:, :n].astype(np.float64)
-        est_v = separate_track(track.mixture, sep, threshold, wiener, input_rms_db)[:, :n]
+        mix, est_v = (x[:, :n] for x in separate_track(track.mixture, sep, threshold, wiener, input_rms_db))
         if _silent(est_v) or _silent(mix - est_v):
             notes.append(f"{track.track_id}: the model's vocal or accompaniment estimate is silent; skipped")
             continue
