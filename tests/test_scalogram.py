@@ -75,6 +75,14 @@ def test_resize_matrix_equals_torch_antialiased_bilinear():
     np.testing.assert_allclose(resize_matrix(500, 32).apply(image), image @ resize_matrix(500, 32).toarray().T, atol=1e-5)
 
 
+@pytest.mark.parametrize(("n_in", "n_out"), [(500, 37), (64, 8), (1251, 640), (20, 40)])
+def test_band_matrix_blocks_equal_the_dense_matrix(n_in, n_out):
+    """The blocked products cover every output once, a last partial block and upsampling included."""
+    x = np.random.default_rng(2).standard_normal((3, 5, n_in)).astype(np.float32)
+    matrix = resize_matrix(n_in, n_out)
+    np.testing.assert_allclose(matrix.apply(x), x @ matrix.toarray().T, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("stride", [2, 3, 8])
 def test_strided_resize_interpolates_the_missing_samples(stride):
     """The strided band equals: linear interpolation of every stride-th sample, then the resize."""
