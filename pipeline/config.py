@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -21,6 +22,16 @@ def repo_path(path: str | Path) -> str:
     differs between a shell and a Prefect worker); absolute paths and URLs are kept."""
     path = str(path)
     return path if "://" in path else str(REPO_ROOT / Path(path).expanduser())
+
+
+def display_path(path: str | Path) -> str:
+    """A data path as users should type it: relative to the repository when it lies beside it
+    (``../shared/...``), so model cards and reports do not carry one machine's absolute paths."""
+    path = str(path)
+    if "://" in path:
+        return path
+    resolved = Path(path).resolve()
+    return os.path.relpath(resolved, REPO_ROOT) if resolved.is_relative_to(REPO_ROOT.parent) else path
 
 
 class StrictModel(BaseModel):

@@ -502,7 +502,7 @@ class Store:
         validate_id(run_id, "run id")
         if self.read_manifest(*prefix, run_id) is None:
             raise UserError(f"cannot point latest at {self.uri(*prefix, run_id)}: it has no manifest")
-        pointer = {"run_id": run_id, "uri": self.uri(*prefix, run_id),
+        pointer = {"run_id": run_id, "path": "/".join((*prefix, run_id)),  # relative: the store may move
                    "updated_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         self.put_bytes(json.dumps(pointer).encode(), *prefix, LATEST)
 

@@ -57,6 +57,16 @@ def test_store_paths_reject_traversal(tmp_path, bad):
         store.path("stems", bad)
 
 
+def test_display_path_is_relative_beside_the_repository_and_kept_elsewhere(tmp_path):
+    from pipeline.config import REPO_ROOT, display_path
+
+    assert display_path(REPO_ROOT / ".." / "shared" / "data" / "ecg") == "../shared/data/ecg"
+    assert display_path(REPO_ROOT / "samples") == "samples"
+    assert display_path("s3://bucket/data") == "s3://bucket/data"
+    outside = "/" + REPO_ROOT.parts[1] + "-elsewhere/data" if len(REPO_ROOT.parts) > 2 else str(tmp_path)
+    assert display_path(outside) == outside
+
+
 def test_run_ids_are_unique_and_sortable():
     ids = [new_run_id() for _ in range(200)]
     assert len(set(ids)) == len(ids)
@@ -86,6 +96,8 @@ def test_publish_read_latest_and_fetch_round_trip(tmp_path):
     store.publish_run(("stems", "song-1", second), files, kind="stems")
     assert store.list_runs("stems", "song-1") == [first, second]
     assert store.latest("stems", "song-1") == first  # the pointer wins over "newest"
+    pointer = json.loads((tmp_path / "store" / "stems" / "song-1" / "latest.json").read_text())
+    assert pointer["path"] == f"stems/song-1/{first}" and str(tmp_path) not in json.dumps(pointer)  # store can move
     manifest = store.read_manifest("stems", "song-1", first)
     assert manifest["kind"] == "stems" and manifest["run_id"] == first
     assert {o["path"] for o in manifest["outputs"]} == {"vocals.wav", "accompaniment.wav"}

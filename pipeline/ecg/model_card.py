@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 
-from pipeline.config import EcgConfig
+from pipeline.config import EcgConfig, display_path
 
 
 def _pct(value) -> str:
@@ -69,7 +69,7 @@ def write_model_card(path, cfg: EcgConfig, metrics: dict, extra: dict) -> None:
         "## Reproduce",
         "```",
         f"pipeline train ecg --config configs/ecg/{cfg.name}.yaml "
-        + " ".join(f"--data {d}" for d in metrics.get("data", ["../shared/data/ecg/chapman"])),
+        + " ".join(f"--data {display_path(d)}" for d in metrics.get("data", ["../shared/data/ecg/chapman"])),
         "```",
         "The resolved configuration is `config.yaml` beside this card; all numbers are in `metrics.json`.",
         "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import dump_config
+from pipeline.config import display_path, dump_config
 
 
 def _row(label: str, block: dict) -> str:
@@ -25,18 +25,6 @@ def results_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _show_path(data: str) -> str:
-    """A data path as users should type it: relative to the repository when it is nearby."""
-    import os
-
-    from pipeline.config import REPO_ROOT
-
-    resolved = Path(data).resolve()
-    if resolved.is_relative_to(REPO_ROOT.parent):
-        return os.path.relpath(resolved, REPO_ROOT)
-    return str(data)
-
-
 def _config_file(cfg) -> str:
     """The shipped config that trains ``cfg``: continued runs have their own file."""
     return f"configs/svs/{cfg.name}{'-continued' if cfg.train.init_from else ''}.yaml"
@@ -45,7 +33,7 @@ def _config_file(cfg) -> str:
 def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str, extra_sections: str = "") -> None:
     """Write ``MODEL_CARD.md`` from the resolved config, the run metadata and the held-out report."""
     split = meta["split"]
-    data = _show_path(data)
+    data = display_path(data)
     songs = lambda ids: sorted({i.rsplit("_", 1)[0] for i in ids})  # noqa: E731
     parts = [
         f"# Model card: `{cfg.name}` (run `{meta['run_id']}`)",
