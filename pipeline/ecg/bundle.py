@@ -116,13 +116,44 @@ def export_onnx(model, path: Path, input_kind: str, cfg: EcgConfig, n_features: 
         torch.onnx.export(
             model, (x, features), str(path), input_names=["x", "features"], output_names=["logits"],
             dynamic_axes=axes, opset_version=17, dynamo=False,
+            do_constant_folding=False,  # no batch-norm folding: the weights stay float16-exact (see below)
         )
+    _store_exact_halves(path)
     with torch.no_grad():
         expected = model(x, features).numpy()
     got = OnnxRunner(path).logits(x.numpy(), features.numpy())
     if not np.allclose(expected, got, atol=1e-3, rtol=1e-3):
         path.unlink()
         raise RuntimeError(f"ONNX export of {cfg.model.name} differs from torch (max {np.abs(expected - got).max():.2e})")
+
+
+def _store_exact_halves(path: Path) -> None:
+    """Store every float32 weight that float16 holds exactly as float16 plus a Cast node.
+
+    Ensemble members are rounded to float16 before export (see :func:`save_ensemble`), so
+    this halves the file with no change in what ONNX Runtime computes: it folds the casts
+    (and the batch norms) into float32 weights when the session is created.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph, casts, kept = model.graph, [], []
+    for tensor in graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        half = array.astype(np.float16)
+        if array.dtype == np.float32 and array.size > 1 and np.array_equal(half.astype(np.float32), array):
+            kept.append(numpy_helper.from_array(half, f"{tensor.name}__float16"))
+            casts.append(helper.make_node("Cast", [kept[-1].name], [tensor.name], to=onnx.TensorProto.FLOAT))
+        else:
+            kept.append(tensor)
+    if not casts:
+        return
+    nodes = casts + list(graph.node)
+    del graph.initializer[:], graph.node[:]
+    graph.initializer.extend(kept)
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))
 
 
 class OnnxRunner:
