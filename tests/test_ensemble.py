@@ -325,3 +325,22 @@ def test_kfold_options_need_kfold_selection():
     with pytest.raises(ValueError, match="exceeds train.folds"):
         EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold",
                                                                "fold_members": 6}})
+
+
+def test_device_part_configs_train_the_members_the_full_config_reuses(tmp_path):
+    """bench/device/split_ensemble.py: each part trains exactly one (view, seed) of the full config,
+    under the member-cache name the full config looks up, so the full run trains nothing again."""
+    from bench.device.split_ensemble import main
+    from pipeline.config import REPO_ROOT, load_config
+    from pipeline.ecg.ensemble import member_config, member_fingerprint
+
+    main([str(REPO_ROOT / "configs" / "ecg" / "ecg-gpu.yaml"), str(tmp_path)])
+    full = load_config(tmp_path / "full.yaml", EcgConfig)
+    wanted = {(member_config(full, v, s).model.name, s, member_fingerprint(member_config(full, v, s)))
+              for v, member in enumerate(full.model.members) for s in member.seeds}
+    parts = [load_config(p, EcgConfig) for p in sorted(tmp_path.glob("part-*.yaml"))]
+    got = {(member_config(p, 0, p.model.members[0].seeds[0]).model.name, p.model.members[0].seeds[0],
+            member_fingerprint(member_config(p, 0, p.model.members[0].seeds[0]))) for p in parts}
+    assert len(parts) == len(wanted) == 9 and got == wanted
+    assert all(len(p.model.members) == 1 and len(p.model.members[0].seeds) == 1 for p in parts)
+    assert {(p.train.folds, p.seed) for p in parts} == {(full.train.folds, full.seed)}  # the same folds and records
