@@ -54,10 +54,13 @@ def tiled_file(folder: Path, minutes: float, rate: int = 44100) -> Path:
 def run_separate(path: Path, model: str, store: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one `pipeline separate` process."""
     env = {**os.environ, "PIPELINE_STORE": str(store)}
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over the exec, so the child would
+    # report at least this benchmark process's own size
     command = [sys.executable, "-c",
-               "import resource, sys, runpy; sys.argv=sys.argv[1:]; "
+               "import sys; sys.argv=sys.argv[1:]; "
                "import pipeline.cli as c\ntry:\n c.main()\nfinally:\n"
-               " print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)",
+               " hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+               " print('PEAK_RSS_KB', hwm, file=sys.stderr)",
                "pipeline", "separate", str(path), "--model", model, "--json"]
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
