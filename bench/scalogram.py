@@ -120,7 +120,9 @@ def pool_records_per_s(workloads: dict[str, tuple], workers: int, repeats: int =
 
     chunks = {name: [(t, signals[i::workers]) for i in range(workers)] for name, (t, signals) in workloads.items()}
     times: dict[str, list[float]] = {name: [] for name in workloads}
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    from pipeline.ecg.prepare import one_blas_thread
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=one_blas_thread) as pool:
         for parts in chunks.values():
             list(pool.map(_many, [(t, c[:1]) for t, c in parts]))  # warm-up: imports and FFT plans
         for _ in range(repeats):

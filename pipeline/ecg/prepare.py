@@ -216,6 +216,16 @@ def _prepare_or_error(args: tuple) -> PreparedRecord | UserError:
         return exc
 
 
+def one_blas_thread() -> None:
+    """Worker initializer: one BLAS thread per process. The scalogram's resizes are small matrix
+    products that OpenBLAS would split over every core; with one worker process per core that
+    oversubscribed the CPU and two workers made the 32x64 image 3.5x slower than one
+    (bench/scalogram.py: 28.6 vs 101.1 records/s)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
 #: Records whose deferred images go to the device together (enough to fill a GPU's FFTs).
 DEVICE_BATCH = 256
 
@@ -282,6 +292,6 @@ def iter_prepared(
     import multiprocessing
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=one_blas_thread) as pool:
         results = pool.map(_prepare_or_error, jobs, chunksize=8)
         yield from tqdm(results, total=len(jobs), desc="prepare records", disable=not progress, leave=False)
