@@ -99,6 +99,9 @@ def test_cli_full_band_scores_stereo_44k_through_the_separation_path(cli, tmp_pa
     assert row["windows"] == 2 and row["model_vocals_energy_above_model_nyquist"] < 1e-4
     assert json.loads((tmp_path / "out" / "report.json").read_text())["tracks"] == ["song"]
     assert (tmp_path / "out" / "tracks.csv").read_text().startswith("track,")
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "perfect mask, 16 kHz path" in page and "data:image/png;base64," in page and ">song<" in page
+    assert (tmp_path / "out" / "fullband.png").read_bytes()[:4] == b"\x89PNG"
     table = format_table(report)
     assert "oracle IBM" in table and "44.1 kHz stereo" in table
 

@@ -194,8 +194,8 @@ def evaluate_tracks_fullband(tracks, sep, out: str | Path | None = None, progres
     """Score ``tracks`` (:class:`~pipeline.svs.data.Track`) with separator ``sep`` at full band.
 
     Every track is checked (headers only) before anything is separated. Returns the report (see
-    :func:`~pipeline.svs.evaluate.evaluate_separator`); with ``out`` also writes ``report.json``
-    and ``tracks.csv`` there.
+    :func:`~pipeline.svs.evaluate.evaluate_separator`); with ``out`` also writes ``report.json``,
+    ``tracks.csv``, ``fullband.png`` and ``report.html`` there.
     """
     from pipeline.svs.separate import separation_settings
 
@@ -303,7 +303,9 @@ def json_safe(value):
 
 
 def write_report(report: dict, rows: list[dict], out: Path) -> None:
-    """``report.json`` and per-track ``tracks.csv``."""
+    """``report.json``, per-track ``tracks.csv``, ``fullband.png`` and ``report.html``."""
+    from pipeline.svs.fullband_page import write_fullband_page
+
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(json_safe(report), indent=2))
@@ -311,6 +313,7 @@ def write_report(report: dict, rows: list[dict], out: Path) -> None:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
+        write_fullband_page(json_safe(report), out)
     except OSError as exc:
         raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from exc
 
