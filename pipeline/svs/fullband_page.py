@@ -40,7 +40,8 @@ def plot(report: dict, path: Path) -> None:
         medians = [_value(_block(report, s)["sdr"][stem]) for s in SYSTEMS]
         ax.bar(range(len(SYSTEMS)), [m if m is not None else 0.0 for m in medians], color=[COLOURS[s] for s in SYSTEMS])
         for i, system in enumerate(SYSTEMS):
-            per_track = [r[f"{system}_sdr_{stem}"] for r in report["per_track"]]
+            per_track = [_value(r[f"{system}_sdr_{stem}"]) for r in report["per_track"]]
+            per_track = [np.nan if v is None else v for v in per_track]  # a silent window: no dot
             ax.scatter(i + jitter, per_track, s=10, color="k", alpha=0.6, zorder=3)
         ax.set_xticks(range(len(SYSTEMS)), [LABELS[s].replace(", ", ",\n") for s in SYSTEMS], fontsize=8)
         ax.axhline(0, color="k", lw=0.5)

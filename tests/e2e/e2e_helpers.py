@@ -25,11 +25,20 @@ def free_port() -> int:
 
 
 def api(method: str, url: str, body: dict | None = None, timeout: float = 30) -> dict | list:
+    """One Prefect API call; a 503 (the server answering while still busy starting, seen once on a
+    loaded machine) is retried for up to 30 s, anything else raises at once."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        text = response.read()
-    return json.loads(text) if text else {}
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                text = response.read()
+            return json.loads(text) if text else {}
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def start(cmd: list[str], env: dict, log: Path, cwd: Path = REPO) -> subprocess.Popen:
