@@ -334,8 +334,10 @@ def test_device_part_configs_train_the_members_the_full_config_reuses(tmp_path):
     from pipeline.config import REPO_ROOT, load_config
     from pipeline.ecg.ensemble import member_config, member_fingerprint
 
-    main([str(REPO_ROOT / "configs" / "ecg" / "ecg-gpu.yaml"), str(tmp_path)])
+    source = REPO_ROOT / "configs" / "ecg" / "ecg-gpu.yaml"
+    main([str(source), str(tmp_path)])
     full = load_config(tmp_path / "full.yaml", EcgConfig)
+    assert full == load_config(source, EcgConfig)  # the written full config is the config itself
     wanted = {(member_config(full, v, s).model.name, s, member_fingerprint(member_config(full, v, s)))
               for v, member in enumerate(full.model.members) for s in member.seeds}
     parts = [load_config(p, EcgConfig) for p in sorted(tmp_path.glob("part-*.yaml"))]

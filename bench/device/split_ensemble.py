@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config, EcgConfig)
     if cfg.model.name != "ensemble" or cfg.model.selection != "kfold":
         parser.error(f"{args.config}: needs an ensemble with model.selection: kfold")
-    full = cfg.model_dump(mode="json", exclude_none=True)
+    full = cfg.model_dump(mode="json")  # explicit nulls kept: several mean something (e.g. median_rate_hz)
     if args.folds:
         full["train"]["folds"] = args.folds
     for member in full["model"]["members"]:
