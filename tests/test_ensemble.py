@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -346,3 +349,26 @@ def test_device_part_configs_train_the_members_the_full_config_reuses(tmp_path):
     assert len(parts) == len(wanted) == 9 and got == wanted
     assert all(len(p.model.members) == 1 and len(p.model.members[0].seeds) == 1 for p in parts)
     assert {(p.train.folds, p.seed) for p in parts} == {(full.train.folds, full.seed)}  # the same folds and records
+
+
+@pytest.mark.slow
+def test_member_pool_never_hangs_on_exit_under_the_cli_sigterm_handler():
+    """Pool teardown after the last member: terminate() SIGTERMs idle workers, which inherit the
+    CLI's raising handler, and once in ~500-1500 pools one stayed blocked on the task queue's lock
+    while the parent joined it forever. 2000 pools finish in ~30 s; the old teardown hung."""
+    script = textwrap.dedent("""
+        import signal
+        from pipeline.cli import _terminate
+        from pipeline.ecg import ensemble
+
+        def instant_member(job):
+            return {"key": str(job), "best_epoch": 0, "seconds": 0.0}
+
+        signal.signal(signal.SIGTERM, _terminate)
+        ensemble._train_member = instant_member
+        for _ in range(2000):
+            assert len(ensemble._run_jobs([(0, 0, 0), (0, 0, 1), (0, 0, 2)], 2, False)) == 3
+        print("done")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-500:]

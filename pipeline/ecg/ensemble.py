@@ -114,6 +114,11 @@ def _run_jobs(jobs: list[tuple[int, int, int]], parallel: int, progress: bool) -
             if progress:
                 print(f"member {result['key']}: best epoch {result['best_epoch']}, trained {result['seconds']} s", flush=True)
             results.append(result)
+        # all done: let the workers exit on their own before the block's terminate(); SIGTERM to idle
+        # workers (they inherit the CLI's raising handler) once left one blocked on the task queue's
+        # lock and the parent joining it forever (seen when every member came from the cache)
+        pool.close()
+        pool.join()
     return results
 
 
