@@ -353,9 +353,9 @@ def test_device_part_configs_train_the_members_the_full_config_reuses(tmp_path):
 
 @pytest.mark.slow
 def test_member_pool_never_hangs_on_exit_under_the_cli_sigterm_handler():
-    """Pool teardown after the last member: terminate() SIGTERMs idle workers, which inherit the
-    CLI's raising handler, and once in ~500-1500 pools one stayed blocked on the task queue's lock
-    while the parent joined it forever. 2000 pools finish in ~30 s; the old teardown hung."""
+    """Pool teardown after the last member: terminate() SIGTERMs idle workers; with the CLI's raising
+    handler inherited, once in ~500-1500 pools one stayed blocked on the task queue's lock while the
+    parent joined it forever. 2000 pools finish in ~80 s here; the old workers hung."""
     script = textwrap.dedent("""
         import signal
         from pipeline.cli import _terminate
