@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ecg_records, emit  # noqa: E402
 from pipeline.config import REPO_ROOT, EcgConfig, load_config  # noqa: E402
-from pipeline.ecg.prepare import PreparedRecord, prepare_many  # noqa: E402
+from pipeline.ecg.prepare import prepare_many  # noqa: E402
 from pipeline.io.ecg import read_record, to_standard_leads  # noqa: E402
 
 PAPER_RECORDS = 45_152
@@ -69,7 +69,8 @@ def main() -> None:
     import torch
 
     from pipeline.device import resolve_device
-    from pipeline.ecg.train import EcgDataset, build_arrays, fit_model, input_kind_of
+    from pipeline.ecg.image_bank import physical_memory_bytes
+    from pipeline.ecg.train import build_arrays, dataset_from_paths, fit_model, input_kind_of
     from pipeline.models import create_model
     from pipeline.training import predict_logits
 
@@ -86,9 +87,9 @@ def main() -> None:
     create_model(mcfg.model.name, n_classes=len(mcfg.classes), **mcfg.model.args)
 
     _, read_s = timed(lambda: [to_standard_leads(read_record(p)) for p in paths])
-    prepared, prepare_s = timed(lambda: prepare_many(paths, mcfg, progress=False, image_device=image_device))
-    records = [r for r in prepared if isinstance(r, PreparedRecord) and r.label.label in mcfg.classes]
-    arrays, n_features = build_arrays(EcgDataset(records), mcfg, input_kind_of(mcfg))
+    dataset, prepare_s = timed(lambda: dataset_from_paths(paths, mcfg, progress=False))  # as training prepares
+    records = dataset.records
+    arrays, n_features = build_arrays(dataset, mcfg, input_kind_of(mcfg))
     (model, _, to_input), train_s = timed(lambda: fit_model(mcfg, arrays, n_features, None, "paper scale", progress=False))
     _, predict_s = timed(lambda: predict_logits(model, arrays, device, to_input))
 
@@ -106,13 +107,14 @@ def main() -> None:
     }
     projected["end_to_end"] = sum(projected.values())
     image_gib = records[0].image.nbytes * PAPER_RECORDS / 2**30
+    on_disk = image_gib * 2**30 > physical_memory_bytes() // 2  # ImageBank's default rule
     result = {
         "config": cfg.name, "member": mcfg.model.model_dump(mode="json", include={"name", "args"}),
         "image_rows_x_cols": list(records[0].image.shape), "device": str(device),
         "torch_threads": torch.get_num_threads(), "records_run": len(paths), "records_trained": len(records),
         "epochs_run": args.epochs, "epochs_projected": full_epochs, "scalogram_seeds": seeds,
         "records_per_s": rates, "projected_seconds": projected, "paper_records": PAPER_RECORDS,
-        "images_in_memory_gib": image_gib,
+        "image_bank_gib": image_gib, "image_bank_on_disk": on_disk,
     }
     hours = projected["end_to_end"] / 3600
     rows = [
@@ -122,7 +124,7 @@ def main() -> None:
         *[(f"projected {stage}, {PAPER_RECORDS} records", f"{seconds / 60:.1f} min") for stage, seconds in projected.items()],
         (f"train projection: {full_epochs} epochs, one seed", f"x{seeds} for the view's {seeds} seeds"),
         ("end to end", f"{hours:.2f} h (target 0.5 h on one GPU worker)"),
-        ("images held in memory for training", f"{image_gib:.1f} GiB"),
+        ("training's image bank (one copy)", f"{image_gib:.1f} GiB, {'a temporary file' if on_disk else 'in memory'} here"),
     ]
     emit("paper_scale", result, rows, args.json)
 

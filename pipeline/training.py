@@ -20,17 +20,30 @@ log = logging.getLogger(__name__)  # per-epoch lines; flows show them (PREFECT_L
 
 @dataclass
 class ArrayData:
-    """In-memory samples: model inputs, rhythm features and integer labels (same length)."""
+    """Samples: model inputs, rhythm features and integer labels.
+
+    ``rows`` picks the samples' inputs out of ``inputs`` (None: all, in order), so a subset of a
+    large image array (a fold, a validation part) is an index, not a copy; batches are gathered
+    by :meth:`input_batch`.
+    """
 
     inputs: np.ndarray
     features: np.ndarray
     labels: np.ndarray
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: np.ndarray) -> "ArrayData":
-        return ArrayData(self.inputs[index], self.features[index], self.labels[index])
+        index = np.asarray(index)
+        rows = index if self.rows is None else self.rows[index]
+        return ArrayData(self.inputs, self.features[index], self.labels[index], rows)
+
+    def input_batch(self, index: np.ndarray) -> np.ndarray:
+        """float32 inputs of samples ``index`` (a new array)."""
+        index = np.asarray(index)
+        return np.asarray(self.inputs[index if self.rows is None else self.rows[index]], dtype=np.float32)
 
 
 @dataclass
@@ -110,7 +123,7 @@ def fit(
             index = order[begin : begin + batch_size]
             if len(index) < 2:  # BatchNorm needs two samples
                 continue
-            inputs = to_model_input(torch.from_numpy(train.inputs[index]), True).to(device)
+            inputs = to_model_input(torch.from_numpy(train.input_batch(index)), True).to(device)
             features = torch.from_numpy(train.features[index]).to(device)
             labels = torch.from_numpy(train.labels[index]).long().to(device)
             with torch.autocast(device.type, enabled=use_amp):
@@ -158,7 +171,8 @@ def predict_logits(
     model.eval().to(device)
     out = []
     for begin in range(0, len(data), batch_size):
-        inputs = to_model_input(torch.from_numpy(data.inputs[begin : begin + batch_size]), False).to(device)
+        inputs = to_model_input(torch.from_numpy(data.input_batch(np.arange(begin, min(begin + batch_size, len(data))))), False)
+        inputs = inputs.to(device)
         features = torch.from_numpy(data.features[begin : begin + batch_size]).to(device)
         out.append(model(inputs, features).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

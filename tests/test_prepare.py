@@ -169,3 +169,26 @@ def test_images_batched_on_a_torch_device_equal_worker_images_and_are_cached(tmp
     cached = prepare_path(paths[0], cfg, tmp_path)
     np.testing.assert_array_equal(cached.image, batched[0].image)
     assert len(list(tmp_path.glob("*/*.npz"))) == 3
+
+
+@pytest.mark.parametrize("image_device", [None, "cpu"])
+def test_training_images_land_in_one_bank_as_they_are_prepared(monkeypatch, image_device):
+    """One copy of the images: each record's image is a row of the bank, and the scalogram arrays
+    training builds are that bank (worker path, and the batched torch-device path)."""
+    from pipeline.ecg import train as ecg_train
+
+    if image_device:
+        pytest.importorskip("torch")
+    monkeypatch.setattr(ecg_train, "scalogram_device", lambda cfg: image_device)
+    cfg = EcgConfig()
+    reference = prepare_many(find_records(SAMPLE_ECG), cfg, workers=1, progress=False)
+    dataset = ecg_train.load_dataset(cfg, SAMPLE_ECG, progress=False)
+    assert dataset.bank is not None and len(dataset.bank_rows) == len(dataset.records)
+    for record, row in zip(dataset.records, dataset.bank_rows):
+        assert np.shares_memory(record.image, dataset.bank[row])
+    arrays, _ = ecg_train.build_arrays(dataset, cfg, "scalogram")
+    assert arrays.inputs is dataset.bank
+    by_name = {r.name: r.image for r in reference if not isinstance(r, UserError)}
+    stacked = arrays.input_batch(np.arange(len(arrays)))
+    expected = np.stack([by_name[r.name] for r in dataset.records])
+    np.testing.assert_allclose(stacked, expected, atol=2e-4 if image_device else 0)

@@ -117,3 +117,31 @@ def test_bin_weights_put_the_loss_where_the_energy_is():
     assert torch.allclose(ratio, ratio[:, :1, :1].expand_as(ratio), rtol=1e-4)
     silent = bin_weights(torch.zeros(1, 4, 4), 1.0)
     assert torch.isfinite(silent).all()
+
+
+def test_level_normalised_training_batches_do_not_depend_on_the_input_gain():
+    from pydantic import ValidationError
+
+    from pipeline.svs.config import SvsAugment, SvsConfig
+    from pipeline.svs.data import PatchSampler
+    from pipeline.svs.train import _batch_tensors, patch_gains
+
+    rng = np.random.default_rng(0)
+    waves = [(rng.standard_normal(16000).astype(np.float32), rng.standard_normal(16000).astype(np.float32))]
+    cfg = SvsConfig.model_validate({"stft": {"n_fft": 256, "win_length": 256, "hop": 64},
+                                    "train": {"input_rms_db": -26.0, "augment": {"shift_p": 0.0}},
+                                    "separate": {"input_rms_db": -26.0}})
+
+    def batch(gain_db: float):
+        augment = SvsAugment(remix_p=0.0, gain_db=(gain_db, gain_db), shift_p=0.0)
+        return _batch_tensors(PatchSampler(waves, 64, 32, augment, seed=1), cfg, 3)
+
+    quiet, loud = batch(-20.0), batch(0.0)
+    assert torch.allclose(quiet[0], loud[0], atol=1e-4)  # the network's input: same patch, same features
+    assert torch.equal(quiet[2], loud[2])  # IBM labels untouched by a common gain
+    mixture = rng.standard_normal((2, 4000)) * np.array([[0.01], [1.0]])
+    levels = 20 * np.log10(np.sqrt(np.mean((patch_gains(mixture, -26.0) * mixture) ** 2, axis=1)))
+    assert np.allclose(levels, -26.0, atol=1e-4)
+    assert patch_gains(np.zeros((1, 10)), -26.0)[0, 0] == 1.0
+    with pytest.raises(ValidationError, match="must be fed that level"):
+        SvsConfig.model_validate({"train": {"input_rms_db": -26.0}})

@@ -117,3 +117,28 @@ def test_training_sources_start_at_the_repository_root(tmp_path, monkeypatch):
     assert training_sources(cfg, [tmp_path]) == [str(tmp_path)]  # --data / data= as given
     with pytest.raises(UserError, match="no training data"):
         training_sources(EcgConfig())
+
+
+def test_a_disk_backed_image_bank_trains_exactly_like_arrays_in_memory():
+    from pipeline.ecg.image_bank import ImageBank
+
+    data = _toy()
+    bank = ImageBank(len(data) + 5, max_ram_bytes=0)  # forced onto disk; 5 rows never filled (skipped records)
+    order = np.random.default_rng(1).permutation(len(data) + 5)[: len(data)]  # records land in any row
+    for sample, row in enumerate(order):
+        bank.keep(int(row), data.inputs[sample])
+    assert bank.on_disk and bank.filled.sum() == len(data)
+    banked = ArrayData(bank.array, data.features, data.labels, rows=order)
+    fold = banked.subset(np.arange(10, 30))
+    assert fold.inputs is bank.array  # a subset is an index, not a copy
+    assert np.array_equal(fold.input_batch([0, 5]), data.inputs[[10, 15]])
+
+    torch.manual_seed(0)
+    in_memory = _fit(create_model("cnn1d", n_classes=4, channels=[8, 16]), data, epochs=2).state_dict
+    torch.manual_seed(0)
+    from_bank = _fit(create_model("cnn1d", n_classes=4, channels=[8, 16]), banked, epochs=2).state_dict
+    assert all(torch.equal(in_memory[k], from_bank[k]) for k in in_memory)
+    model = create_model("cnn1d", n_classes=4, channels=[8, 16])
+    logits = [predict_logits(model, d, torch.device("cpu"), lambda x, train: x, batch_size=40) for d in (data, banked)]
+    assert logits[0].shape == (96, 4) and np.array_equal(logits[0], logits[1])  # batches of 40: a ragged last one
+    assert bank.keep(0, np.zeros((3, 3))).shape == (3, 3)  # another shape is left out of the bank

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,37 +232,50 @@ DEVICE_BATCH = 256
 
 def prepare_many(
     paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True,
-    needed: Needed = EVERYTHING, image_device=None,
+    needed: Needed = EVERYTHING, image_device=None, sink: Callable[[int, PreparedRecord], None] | None = None,
 ) -> list[PreparedRecord | UserError]:
     """Every record of :func:`iter_prepared` in a list (input order).
 
     ``image_device`` (a torch device; training passes its CUDA device) computes the scalograms
     there, :data:`DEVICE_BATCH` records per batch, while the worker processes read, filter and
-    extract features; None computes each image in its worker process.
+    extract features; None computes each image in its worker process. ``sink(position, record)``
+    sees each record once it is complete (training moves its image into an ``ImageBank``), so
+    images need not pile up before the list is returned.
     """
+    def done(position: int, record):
+        if sink is not None and isinstance(record, PreparedRecord):
+            sink(position, record)
+        return record
+
     if image_device is None or not needed.image:
-        return list(iter_prepared(paths, cfg, cache_dir, workers, progress, needed))
+        prepared = iter_prepared(paths, cfg, cache_dir, workers, progress, needed)
+        return [done(position, record) for position, record in enumerate(prepared)]
     from pipeline.transforms.scalogram_torch import stacked_scalograms
 
     spec = ScalogramSpec.from_config(cfg.scalogram, cfg.preprocess.fs)
     records: list[PreparedRecord | UserError] = []
-    waiting: list[tuple[Path, PreparedRecord]] = []
+    waiting: list[tuple[int, Path, PreparedRecord]] = []
 
     def complete() -> None:
-        images = stacked_scalograms([record.pending for _, record in waiting], spec, image_device)
-        for (path, record), image in zip(waiting, images):
+        images = stacked_scalograms([record.pending for _, _, record in waiting], spec, image_device)
+        for (position, path, record), image in zip(waiting, images):
             record.image, record.pending = image, None
             if cache_dir is not None:
                 write_cache(cache_file(path, cfg, cache_dir), record)
+            done(position, record)
         waiting.clear()
 
-    for path, record in zip(paths, iter_prepared(paths, cfg, cache_dir, workers, progress, needed, defer_image=True)):
+    prepared = iter_prepared(paths, cfg, cache_dir, workers, progress, needed, defer_image=True)
+    for position, (path, record) in enumerate(zip(paths, prepared)):
         records.append(record)
         if isinstance(record, PreparedRecord) and record.pending is not None:
-            waiting.append((path, record))
+            waiting.append((position, path, record))
             if len(waiting) == DEVICE_BATCH:
                 complete()
-    complete()
+        else:
+            done(position, record)
+    if waiting:
+        complete()
     return records
 
 

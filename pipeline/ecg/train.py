@@ -31,6 +31,8 @@ class EcgDataset:
     records: list[PreparedRecord]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     held_out: list[str] = field(default_factory=list)  # internal test records, never prepared here
+    bank: np.ndarray | None = None  # every record's image, row bank_rows[i] (None: stack them)
+    bank_rows: np.ndarray | None = None
 
     def labels(self, classes: list[str]) -> np.ndarray:
         return np.array([classes.index(r.label.label) for r in self.records])
@@ -64,26 +66,45 @@ def load_dataset(cfg: EcgConfig, data: str | Path | list, store=None, progress: 
     through the feature cache of ``store`` (None: no cache); unreadable or unlabelled records are
     skipped with a reason."""
     paths, held_out = find_all(data, exclude)
-    records, skipped = [], []
-    prepared_all = prepare_cached(paths, cfg, store, progress)
-    for path, prepared in zip(paths, prepared_all):
+    return dataset_from_paths(paths, cfg, store, progress, held_out, source=data)
+
+
+def dataset_from_paths(paths: list[Path], cfg: EcgConfig, store=None, progress: bool = True,
+                       held_out: list[str] | None = None, source=None) -> EcgDataset:
+    """Prepare ``paths`` (through the feature cache of ``store``) into an :class:`EcgDataset` whose
+    images sit in one :class:`~pipeline.ecg.image_bank.ImageBank`, moved there as each is ready."""
+    from pipeline.ecg.image_bank import ImageBank
+
+    records, rows, skipped = [], [], []
+    bank = ImageBank(len(paths))
+
+    def into_bank(position: int, record: PreparedRecord) -> None:
+        if record.image is not None and record.image.size:
+            record.image = bank.keep(position, record.image)
+
+    prepared_all = prepare_cached(paths, cfg, store, progress, sink=into_bank)
+    for position, (path, prepared) in enumerate(zip(paths, prepared_all)):
         if isinstance(prepared, UserError):
             skipped.append((path.name, str(prepared)))
         elif prepared.label.status != "ok" or prepared.label.label not in cfg.classes:
             skipped.append((path.name, f"label {prepared.label.describe()}"))
         else:
             records.append(prepared)
+            rows.append(position)
     if not records:
-        raise UserError(f"no usable labelled records in {data} ({len(skipped)} skipped)")
-    return EcgDataset(records, skipped, held_out)
+        raise UserError(f"no usable labelled records in {source or 'the given records'} ({len(skipped)} skipped)")
+    rows = np.array(rows)
+    in_bank = bank.array is not None and bool(bank.filled[rows].all())
+    return EcgDataset(records, skipped, list(held_out or []), bank.array if in_bank else None,
+                      rows if in_bank else None)
 
 
-def prepare_cached(paths: list[Path], cfg: EcgConfig, store, progress: bool) -> list:
+def prepare_cached(paths: list[Path], cfg: EcgConfig, store, progress: bool, sink=None) -> list:
     """:func:`prepare_many` into the store's feature cache (shared with other machines when remote)."""
     if store is None:
-        return prepare_many(paths, cfg, progress=progress, image_device=scalogram_device(cfg))
+        return prepare_many(paths, cfg, progress=progress, image_device=scalogram_device(cfg), sink=sink)
     with shared_cache(store, cfg, paths) as cache_dir:
-        return prepare_many(paths, cfg, cache_dir, progress=progress, image_device=scalogram_device(cfg))
+        return prepare_many(paths, cfg, cache_dir, progress=progress, image_device=scalogram_device(cfg), sink=sink)
 
 
 def scalogram_device(cfg: EcgConfig):
@@ -98,13 +119,17 @@ def scalogram_device(cfg: EcgConfig):
 def build_arrays(dataset: EcgDataset, cfg: EcgConfig, input_kind: str):
     from pipeline.training import ArrayData
 
-    if input_kind == "scalogram":
-        inputs = np.stack([r.image for r in dataset.records])
+    rows = None
+    if input_kind == "scalogram" and dataset.bank is not None:
+        inputs, rows = dataset.bank, dataset.bank_rows  # no copy: batches are read from the bank
+    elif input_kind == "scalogram":
+        inputs = np.stack([r.image for r in dataset.records]).astype(np.float32, copy=False)
     else:
-        inputs = np.stack([r.signal for r in dataset.records])
+        inputs = np.stack([r.signal for r in dataset.records]).astype(np.float32, copy=False)
+    n_records = len(dataset.records)
     n_features = NETWORK_FEATURE_COUNT if cfg.model.rhythm_features else 0
-    features = feature_vector_for_network(dataset.features()) if n_features else np.zeros((len(inputs), 1), np.float32)
-    return ArrayData(inputs.astype(np.float32), features.astype(np.float32), dataset.labels(cfg.classes)), n_features
+    features = feature_vector_for_network(dataset.features()) if n_features else np.zeros((n_records, 1), np.float32)
+    return ArrayData(inputs, features.astype(np.float32), dataset.labels(cfg.classes), rows), n_features
 
 
 def fit_model(cfg: EcgConfig, train_data, n_features: int, checkpoint: Path | None, desc: str, progress: bool = True,

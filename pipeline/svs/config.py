@@ -70,6 +70,7 @@ class SvsTrain(StrictModel):
     val_every: int = Field(250, ge=1, description="Steps between validation/checkpoint.")
     threads: int = Field(2, ge=1, description="torch CPU threads.")
     eval_max_tracks: int | None = Field(None, ge=1, description="Score at most this many held-out tracks (evenly spread); None = all.")
+    input_rms_db: float | None = Field(None, le=0, description="Scale each training patch so its mixture has this RMS (dBFS) before the network (voice and accompaniment alike: the IBM is unchanged), the level separate.input_rms_db feeds it; None: patches at their augmented gain.")
     device: str = "auto"
     init_from: str | None = Field(None, description="Start from this published run's weights (NAME@RUN or folder) and skip stage 1: continued training.")
     augment: SvsAugment = Field(default_factory=SvsAugment)
@@ -92,3 +93,10 @@ class SvsConfig(StrictModel):
     split: SvsSplit = Field(default_factory=SvsSplit)
     train: SvsTrain = Field(default_factory=SvsTrain)
     separate: SvsSeparate = Field(default_factory=SvsSeparate)
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> "SvsConfig":
+        if self.train.input_rms_db is not None and self.separate.input_rms_db is None:
+            raise ValueError("train.input_rms_db needs separate.input_rms_db: a network trained at one level "
+                             "must be fed that level")
+        return self

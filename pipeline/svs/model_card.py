@@ -60,7 +60,9 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         f"{cfg.train.augment.remix_p} a voice is remixed with another training clip's accompaniment at a "
         f"voice/music ratio in {list(cfg.train.augment.ratio_db)} dB; random gain {list(cfg.train.augment.gain_db)} dB"
         + (f"; with probability {cfg.train.augment.shift_p} the voice spectrum is shifted by "
-           f"{list(cfg.train.augment.shift_semitones)} semitones (pitch and formants)." if cfg.train.augment.shift_p else "."),
+           f"{list(cfg.train.augment.shift_semitones)} semitones (pitch and formants)" if cfg.train.augment.shift_p else "")
+        + (f"; every patch then scaled to {cfg.train.input_rms_db:g} dBFS RMS, the level inference feeds the network."
+           if cfg.train.input_rms_db is not None else "."),
         "",
         "## Results on held-out songs",
     ]

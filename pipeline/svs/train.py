@@ -57,6 +57,9 @@ def _batch_tensors(sampler, cfg: SvsConfig, size: int, device=None):
     from pipeline.svs.transforms import features, ideal_binary_mask, stft
 
     voice, acc = sampler.batch(size)
+    if cfg.train.input_rms_db is not None:
+        gain = patch_gains(voice + acc, cfg.train.input_rms_db)
+        voice, acc = voice * gain, acc * gain
     v = stft(torch.from_numpy(voice).to(device), cfg.stft)
     aug = cfg.train.augment
     if aug.shift_p > 0:
@@ -69,6 +72,13 @@ def _batch_tensors(sampler, cfg: SvsConfig, size: int, device=None):
     voice_feat = features(v.abs(), cfg.stft.features, cfg.stft.log_scale)
     label = ideal_binary_mask(v, a, cfg.ibm.smooth)
     return mix_feat, voice_feat, label, bin_weights(mix_mag, cfg.train.loss_weight_power)
+
+
+def patch_gains(mixture: np.ndarray, rms_db: float) -> np.ndarray:
+    """Per-patch gains ``(B, 1)`` that bring each row of ``mixture`` to ``rms_db`` dBFS RMS (1 for
+    silent rows): training sees every patch at the level inference scales its chunks to."""
+    rms = np.sqrt(np.mean(np.square(mixture, dtype=np.float64), axis=1, keepdims=True))
+    return np.where(rms >= 1e-6, 10 ** (rms_db / 20) / np.maximum(rms, 1e-6), 1.0).astype(np.float32)
 
 
 def bin_weights(mix_mag, power: float):

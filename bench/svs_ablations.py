@@ -1,0 +1,101 @@
+"""Separator ablations on the strict cross-singer pair, at equal CPU budget (issue 12, item 2).
+
+Each variant is the singer-held-out config (``configs/svs/svs-singer-{amy,abjones}.yaml``: one
+singer learnt, every clip of the other held out) with a few keys changed, trained in both
+directions for the same CPU-time budget, and scored on the held-out singer's clips with the
+bundled default's inference settings (threshold 0.2, chunks at -26 dBFS). Runs go to their own
+store (``--store``), never the repo's. Variants train ``--jobs`` at a time, one torch thread each.
+
+    python bench/svs_ablations.py --store /tmp/svs-ablations --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, machine  # noqa: E402
+
+# the bundled default's inference, so variants differ only in training
+COMMON = {"ibm.threshold": 0.2, "separate.input_rms_db": -26.0}
+VARIANTS = {
+    "base": {},
+    "level": {"train.input_rms_db": -26.0},
+    "deep": {"model.args.convs": 2},
+}
+DIRECTIONS = {"amy": "svs-singer-amy.yaml", "abjones": "svs-singer-abjones.yaml"}  # held-out singer -> config
+
+
+def set_key(config: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        config = config.setdefault(key, {})
+    config[last] = value
+
+
+def variant_config(variant: str, held_out: str, budget_min: float) -> dict:
+    config = copy.deepcopy(yaml.safe_load((REPO / "configs" / "svs" / DIRECTIONS[held_out]).read_text()))
+    for key, value in {**COMMON, **VARIANTS[variant], "train.time_budget_min": budget_min}.items():
+        set_key(config, key, value)
+    config["name"] = f"svs-ablation-{variant}-no-{held_out}"
+    config["data"] = str((REPO / config["data"]).resolve())  # config data paths are relative to the repo
+    return config
+
+
+def train(config: dict, store: Path, logs: Path) -> dict:
+    """Train one variant in a child process; return its published metrics and report."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(config, handle)
+    log = logs / f"{config['name']}.log"
+    env = {**os.environ, "PIPELINE_STORE": str(store)}
+    with log.open("w") as out:
+        rc = subprocess.call([sys.executable, "-m", "pipeline.cli", "train", "separator", "--config", handle.name,
+                              "--data", config["data"]], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    os.unlink(handle.name)
+    if rc:
+        return {"error": f"exit {rc}, see {log}"}
+    folder = store / "models" / "svs" / config["name"]
+    run = folder / json.loads((folder / "latest.json").read_text())["run_id"]
+    report = json.loads((run / "eval_report.json").read_text())
+    meta = json.loads((run / "manifest.json").read_text())
+    return {"run": str(run), "metrics": meta["metrics"], "gsir": report["gsir"], "gsar": report["gsar"],
+            "gnsdr": report["gnsdr"], "oracle_gnsdr": report["oracle_ibm"]["gnsdr"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, required=True, help="store for the ablation runs (not the repo's)")
+    parser.add_argument("--budget-min", type=float, default=12.0, help="stage-2 CPU minutes per run")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "svs_ablations.json")
+    args = parser.parse_args()
+    logs = args.store / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    jobs = [(v, d) for v in args.variants for d in DIRECTIONS]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = dict(zip(jobs, pool.map(lambda job: train(variant_config(*job, args.budget_min), args.store, logs), jobs)))
+    table = {f"{v} / {d} held out": r for (v, d), r in results.items()}
+    for v in args.variants:
+        pair = [results[(v, d)]["gnsdr"]["vocals"] for d in DIRECTIONS if "gnsdr" in results[(v, d)]]
+        if len(pair) == len(DIRECTIONS):
+            table[f"{v} / mean of both directions"] = {"gnsdr_vocals": round(sum(pair) / len(pair), 2)}
+        print(v, [round(p, 2) for p in pair])
+    out = {"machine": machine(), "budget_min": args.budget_min, "common": COMMON, "variants": VARIANTS, "results": table}
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
