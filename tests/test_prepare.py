@@ -192,3 +192,24 @@ def test_training_images_land_in_one_bank_as_they_are_prepared(monkeypatch, imag
     stacked = arrays.input_batch(np.arange(len(arrays)))
     expected = np.stack([by_name[r.name] for r in dataset.records])
     np.testing.assert_allclose(stacked, expected, atol=2e-4 if image_device else 0)
+
+
+def test_evaluation_in_small_batches_equals_one_batch(tmp_path, monkeypatch):
+    """evaluate_paths scores records as they are prepared and keeps no images; batch boundaries,
+    an unreadable record and the ensemble's per-member breakdown change nothing."""
+    from pipeline.ecg import evaluate
+    from pipeline.ecg.predict import resolve_model
+
+    model = resolve_model("ecg-default")
+    bad = tmp_path / "broken.hea"
+    bad.write_text("not a header\n")
+    paths = find_records(SAMPLE_ECG)
+    jobs = paths[:4] + [bad] + paths[4:]
+    whole = evaluate.evaluate_paths(model, jobs, progress=False)
+    monkeypatch.setattr(evaluate, "EVAL_BATCH", 3)
+    batched = evaluate.evaluate_paths(model, jobs, progress=False)
+    assert whole["n_records"] == batched["n_records"] == len(paths) - whole["n_skipped"] + 1
+    assert [s["record"] for s in batched["skipped"]] == [s["record"] for s in whole["skipped"]]
+    assert batched["confusion"] == whole["confusion"] and batched["errors"] == whole["errors"]
+    assert batched["calibration"]["ece"] == pytest.approx(whole["calibration"]["ece"], abs=1e-4)
+    assert batched["members"].keys() == whole["members"].keys()
