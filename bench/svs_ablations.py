@@ -4,9 +4,10 @@ Each variant is the singer-held-out config (``configs/svs/svs-singer-{amy,abjone
 singer learnt, every clip of the other held out) with a few keys changed, trained in both
 directions for the same CPU-time budget, and scored on the held-out singer's clips with the
 bundled default's inference settings (threshold 0.2, chunks at -26 dBFS). Runs go to their own
-store (``--store``), never the repo's. Variants train ``--jobs`` at a time, one torch thread each.
+store (``--store``), never the repo's. Variants train ``--jobs`` at a time, one torch thread each;
+``--seeds N`` trains every cell with seeds 0..N-1 (one seed moves a cell by a few tenths of a dB).
 
-    python bench/svs_ablations.py --store /tmp/svs-ablations --jobs 2
+    python bench/svs_ablations.py --store /tmp/svs-ablations --jobs 2 [--seeds 3]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,11 +46,11 @@ def set_key(config: dict, dotted: str, value) -> None:
     config[last] = value
 
 
-def variant_config(variant: str, held_out: str, budget_min: float) -> dict:
+def variant_config(variant: str, held_out: str, budget_min: float, seed: int = 0) -> dict:
     config = copy.deepcopy(yaml.safe_load((REPO / "configs" / "svs" / DIRECTIONS[held_out]).read_text()))
-    for key, value in {**COMMON, **VARIANTS[variant], "train.time_budget_min": budget_min}.items():
+    for key, value in {**COMMON, **VARIANTS[variant], "train.time_budget_min": budget_min, "seed": seed}.items():
         set_key(config, key, value)
-    config["name"] = f"svs-ablation-{variant}-no-{held_out}"
+    config["name"] = f"svs-ablation-{variant}-no-{held_out}" + (f"-s{seed}" if seed else "")
     config["data"] = str((REPO / config["data"]).resolve())  # config data paths are relative to the repo
     return config
 
@@ -79,20 +81,23 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=12.0, help="stage-2 CPU minutes per run")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per (variant, direction)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "svs_ablations.json")
     args = parser.parse_args()
     logs = args.store / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    jobs = [(v, d) for v in args.variants for d in DIRECTIONS]
+    jobs = [(v, d, s) for v in args.variants for d in DIRECTIONS for s in range(args.seeds)]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(jobs, pool.map(lambda job: train(variant_config(*job, args.budget_min), args.store, logs), jobs)))
-    table = {f"{v} / {d} held out": r for (v, d), r in results.items()}
+        done = pool.map(lambda job: train(variant_config(job[0], job[1], args.budget_min, job[2]), args.store, logs), jobs)
+        runs = [{"variant": v, "held_out": d, "seed": s, **result} for (v, d, s), result in zip(jobs, done)]
+    summary = {}
     for v in args.variants:
-        pair = [results[(v, d)]["gnsdr"]["vocals"] for d in DIRECTIONS if "gnsdr" in results[(v, d)]]
-        if len(pair) == len(DIRECTIONS):
-            table[f"{v} / mean of both directions"] = {"gnsdr_vocals": round(sum(pair) / len(pair), 2)}
-        print(v, [round(p, 2) for p in pair])
-    out = {"machine": machine(), "budget_min": args.budget_min, "common": COMMON, "variants": VARIANTS, "results": table}
+        scores = [r["gnsdr"]["vocals"] for r in runs if r["variant"] == v and "gnsdr" in r]
+        if len(scores) == len(DIRECTIONS) * args.seeds:
+            summary[v] = {"mean_gnsdr_vocals": round(float(np.mean(scores)), 3), "runs": len(scores)}
+        print(v, [round(x, 2) for x in scores])
+    out = {"machine": machine(), "budget_min": args.budget_min, "common": COMMON, "variants": VARIANTS,
+           "summary": summary, "runs": runs}
     args.out.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.out}")
 
