@@ -194,22 +194,27 @@ def test_training_images_land_in_one_bank_as_they_are_prepared(monkeypatch, imag
     np.testing.assert_allclose(stacked, expected, atol=2e-4 if image_device else 0)
 
 
-def test_evaluation_in_small_batches_equals_one_batch(tmp_path, monkeypatch):
-    """evaluate_paths scores records as they are prepared and keeps no images; batch boundaries,
-    an unreadable record and the ensemble's per-member breakdown change nothing."""
-    from pipeline.ecg import evaluate
+def test_evaluation_in_worker_processes_equals_evaluation_here(tmp_path, monkeypatch):
+    """Many records are prepared and classified in worker processes with single-threaded model
+    copies, few in this process in batches; an unreadable record, chunk and batch boundaries and
+    the ensemble's per-member breakdown come out the same."""
+    from pipeline.ecg import evaluate, predict
     from pipeline.ecg.predict import resolve_model
 
     model = resolve_model("ecg-default")
     bad = tmp_path / "broken.hea"
     bad.write_text("not a header\n")
     paths = find_records(SAMPLE_ECG)
-    jobs = paths[:4] + [bad] + paths[4:]
-    whole = evaluate.evaluate_paths(model, jobs, progress=False)
-    monkeypatch.setattr(evaluate, "EVAL_BATCH", 3)
-    batched = evaluate.evaluate_paths(model, jobs, progress=False)
-    assert whole["n_records"] == batched["n_records"] == len(paths) - whole["n_skipped"] + 1
-    assert [s["record"] for s in batched["skipped"]] == [s["record"] for s in whole["skipped"]]
-    assert batched["confusion"] == whole["confusion"] and batched["errors"] == whole["errors"]
-    assert batched["calibration"]["ece"] == pytest.approx(whole["calibration"]["ece"], abs=1e-4)
-    assert batched["members"].keys() == whole["members"].keys()
+    jobs = paths[:4] + [bad] + paths[4:] + paths  # 21 jobs: the worker path, chunks of 8
+    in_workers = evaluate.evaluate_paths(model, jobs, progress=False)
+    monkeypatch.setattr(predict, "pool_size", lambda n, workers=None: 1)
+    monkeypatch.setattr(predict.score_paths, "__defaults__", (3, False, None))  # batches of 3 here
+    here = evaluate.evaluate_paths(model, jobs, progress=False)
+    assert in_workers["n_records"] == here["n_records"] == 2 * len(paths) - here["n_skipped"] + 1
+    assert [s["record"] for s in in_workers["skipped"]] == [s["record"] for s in here["skipped"]]
+    assert in_workers["confusion"] == here["confusion"] and in_workers["errors"] == here["errors"]
+    assert in_workers["calibration"]["ece"] == pytest.approx(here["calibration"]["ece"], abs=1e-4)
+    assert in_workers["members"].keys() == here["members"].keys()
+    for key, member in here["members"].items():
+        assert in_workers["members"][key]["accuracy"] == member["accuracy"]
+        assert in_workers["members"][key]["ece"] == pytest.approx(member["ece"], abs=1e-4)

@@ -157,13 +157,15 @@ def _store_exact_halves(path: Path) -> None:
 
 
 class OnnxRunner:
-    """Thin ONNX Runtime session (single-threaded pools sized for small CPU boxes)."""
+    """Thin ONNX Runtime session; ``threads`` caps its intra-op pool (None: one per core)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
         self.input_names = [i.name for i in self.session.get_inputs()]
 
@@ -173,8 +175,11 @@ class OnnxRunner:
 
 
 class TorchRunner:
-    def __init__(self, weights: Path, meta: dict):
+    def __init__(self, weights: Path, meta: dict, threads: int | None = None):
         import torch
+
+        if threads:
+            torch.set_num_threads(threads)
 
         from pipeline.models import create_model
 
@@ -221,8 +226,9 @@ class LoadedModel:
         return self.meta.get("display_name") or self.meta["name"]
 
 
-def load_bundle(folder: Path, backend: str = "auto") -> LoadedModel:
-    """Open a model folder; ``backend`` is ``auto`` (ONNX if present), ``onnx`` or ``torch``."""
+def load_bundle(folder: Path, backend: str = "auto", threads: int | None = None) -> LoadedModel:
+    """Open a model folder; ``backend`` is ``auto`` (ONNX if present), ``onnx`` or ``torch``;
+    ``threads`` caps each network's CPU threads (worker processes use one)."""
     meta_path = folder / META
     if not meta_path.is_file():
         raise UserError(f"{folder} is not a model folder (no {META})")
@@ -234,16 +240,17 @@ def load_bundle(folder: Path, backend: str = "auto") -> LoadedModel:
     if backend not in ("auto", "onnx", "torch"):
         raise UserError(f"unknown backend {backend!r}; use auto, onnx or torch")
     if meta["model_name"] == "ensemble":
-        members = [_load_network(folder, m, m["onnx_file"], m["weights_file"], backend) for m in meta["members"]]
+        members = [_load_network(folder, m, m["onnx_file"], m["weights_file"], backend, threads) for m in meta["members"]]
         return LoadedModel(folder, meta, None, members[0].backend, members)
-    return _load_network(folder, meta, ONNX, WEIGHTS, backend)
+    return _load_network(folder, meta, ONNX, WEIGHTS, backend, threads)
 
 
-def _load_network(folder: Path, meta: dict, onnx_file: str, weights_file: str, backend: str) -> LoadedModel:
+def _load_network(folder: Path, meta: dict, onnx_file: str, weights_file: str, backend: str,
+                  threads: int | None = None) -> LoadedModel:
     if backend in ("auto", "onnx") and (folder / onnx_file).is_file():
-        return LoadedModel(folder, meta, OnnxRunner(folder / onnx_file), "onnx")
+        return LoadedModel(folder, meta, OnnxRunner(folder / onnx_file, threads), "onnx")
     if backend == "onnx":
         raise UserError(f"{folder} has no {onnx_file}; use --backend torch")
     if not (folder / weights_file).is_file():
         raise UserError(f"{folder} has no {weights_file}")
-    return LoadedModel(folder, meta, TorchRunner(folder / weights_file, meta), "torch")
+    return LoadedModel(folder, meta, TorchRunner(folder / weights_file, meta, threads), "torch")

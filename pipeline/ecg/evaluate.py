@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.ecg.bundle import LoadedModel
-from pipeline.ecg.predict import ensemble_probabilities, member_probabilities, predict_prepared, resolve_model
-from pipeline.ecg.prepare import Needed, find_all, iter_prepared
+from pipeline.ecg.predict import resolve_model, score_paths
+from pipeline.ecg.prepare import Needed, find_all
 from pipeline.ecg.report_page import write_ecg_page
 from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
@@ -33,55 +32,29 @@ def select_records(data: str | Path | list, only: str | Path | None, exclude: se
     return chosen
 
 
-#: Records scored together; only their probabilities, labels and rhythm features are kept after.
-EVAL_BATCH = 256
-
-
-class ScoredRecord(NamedTuple):
-    """What the report needs of a record once its probabilities are computed (no image)."""
-
-    name: str
-    label: object
-    features: np.ndarray
-
-
 def evaluate_paths(model: LoadedModel, paths: list[Path], progress: bool = True) -> dict:
     """Report with ``accuracy`` (bootstrap CI), ``balanced_accuracy``, ``macro_f1``, ``per_class``,
     ``confusion``, ``calibration`` (ECE), ``flutter`` recall, ``errors``, skipped records with reasons,
     and the rule ``baseline`` on the same records.
 
-    Records are scored in batches of :data:`EVAL_BATCH` as the worker processes prepare them, and
-    their images dropped, so memory does not grow with the number of records."""
-    cfg = model.config
+    Records are scored as :func:`~pipeline.ecg.predict.score_paths` scores them (worker processes,
+    no inputs kept), so memory does not grow with the number of records."""
     classes = model.meta["classes"]
-    prepared, skipped, batch, parts, member_parts = [], [], [], [], []
-
-    def score() -> None:
-        if model.members:
-            member_parts.append(member_probabilities(model, batch))
-            parts.append(ensemble_probabilities(model, member_parts[-1]))
-        else:
-            parts.append(predict_prepared(model, batch))
-        prepared.extend(ScoredRecord(r.name, r.label, r.features) for r in batch)
-        batch.clear()
-
-    for path, record in zip(paths, iter_prepared(paths, cfg, progress=progress, needed=Needed(model.needed.image))):
-        if isinstance(record, UserError):
-            skipped.append({"record": path.name, "reason": str(record)})
+    prepared, skipped = [], []
+    needed = Needed(image=model.needed.image, features=True)  # the rule baseline reads the rhythm features
+    for path, record in zip(paths, score_paths(model, paths, progress=progress, needed=needed)):
+        if record.error is not None:
+            skipped.append({"record": path.name, "reason": record.error})
         elif record.label.status != "ok" or record.label.label not in classes:
             skipped.append({"record": path.name, "reason": f"label {record.label.describe()}"})
         else:
-            batch.append(record)
-            if len(batch) == EVAL_BATCH:
-                score()
-    if batch:
-        score()
+            prepared.append(record)
     if not prepared:
         raise UserError(f"no usable labelled records among {len(paths)} ({len(skipped)} skipped)")
     truth = np.array([classes.index(r.label.label) for r in prepared])
     flutter = np.array([r.label.flutter for r in prepared], dtype=bool)
-    probabilities = np.concatenate(parts)
-    per_member = np.concatenate(member_parts, axis=1) if model.members else None
+    probabilities = np.stack([r.probabilities for r in prepared])
+    per_member = np.stack([r.members for r in prepared], axis=1) if model.members else None
     predicted = probabilities.argmax(1)
     baseline = rule_predict(np.stack([r.features for r in prepared]), tuple(classes)).argmax(1)
     report = classification_report(truth, predicted, classes)

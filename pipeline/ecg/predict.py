@@ -7,13 +7,15 @@ No torch import on this path when the model has an ONNX export (cold start of
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.ecg.bundle import LoadedModel, load_bundle
-from pipeline.ecg.prepare import PreparedRecord, iter_prepared
+from pipeline.ecg.prepare import Needed, PreparedRecord, iter_prepared, one_blas_thread, pool_size, prepare_path
 from pipeline.errors import UserError
+from pipeline.labels import RhythmLabel
 from pipeline.models.rule import rule_predict
 from pipeline.transforms.rhythm import feature_vector_for_network
 from pipeline.transforms.scalogram import split_windows
@@ -112,11 +114,110 @@ def ensemble_probabilities(model: LoadedModel, per_member: np.ndarray) -> np.nda
     return combine(per_member, np.asarray(model.meta["weights"]), model.meta["temperature"])
 
 
-def predict_paths(model: LoadedModel, paths: list[str | Path], batch: int = 64) -> tuple[list[dict], list[str], list[dict]]:
-    """Read, prepare and classify records; a bad record does not stop the others.
+@dataclass
+class ScoredRecord:
+    """One record's outcome, without its inputs: probabilities (and each ensemble member's), what
+    the reports need of it, or why it could not be used."""
 
-    Records are classified in batches of ``batch`` while worker processes prepare the next
-    ones, so memory stays bounded however many records are given.
+    name: str
+    probabilities: np.ndarray | None = None  # (classes,)
+    members: np.ndarray | None = None  # (members, classes) for ensembles
+    label: RhythmLabel | None = None
+    features: np.ndarray | None = None
+    note: str | None = None
+    error: str | None = None
+
+
+#: Records a worker prepares and classifies per task (ten windows each: a batch of 80 images).
+WORKER_CHUNK = 8
+
+
+def score_paths(model: LoadedModel, paths: list[Path], batch: int = 64, progress: bool = False,
+                needed: Needed | None = None) -> list[ScoredRecord]:
+    """Read, prepare and classify records, one :class:`ScoredRecord` each in input order; a bad
+    record does not stop the others. ``needed``: what to prepare (default: what the model reads;
+    evaluation adds the rhythm features for its rule baseline).
+
+    Many records: worker processes (one per core) each prepare and classify their own records with
+    a single-threaded copy of the model. The main process classifying while the workers prepared
+    put four busy threads on two cores, and ONNX Runtime's parallel operators waited on the
+    descheduled ones (1.4x slower, BENCHMARKS.md). Few records (or one core): this process, in
+    batches of ``batch``. Either way no record's inputs outlive its batch.
+    """
+    needed = needed or model.needed
+    workers = pool_size(len(paths))
+    if workers <= 1:
+        scored, pending = [], []
+        for path, record in zip(paths, iter_prepared(paths, model.config, workers=1, progress=progress, needed=needed)):
+            pending.append((path, record))
+            if len(pending) >= batch:
+                scored += _score_batch(model, pending)
+                pending = []
+        return scored + _score_batch(model, pending)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    chunks = [(paths[i:i + WORKER_CHUNK], needed) for i in range(0, len(paths), WORKER_CHUNK)]
+    scored = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                             initializer=_load_worker_model, initargs=(_worker_spec(model),)) as pool, \
+            tqdm(total=len(paths), desc="score records", unit="record", disable=not progress, leave=False) as bar:
+        for part in pool.map(_score_chunk, chunks):
+            scored += part
+            bar.update(len(part))
+    return scored
+
+
+def _score_batch(model: LoadedModel, pending: list) -> list[ScoredRecord]:
+    usable = [record for _, record in pending if isinstance(record, PreparedRecord)]
+    members = member_probabilities(model, usable) if model.members and usable else None
+    if not usable:
+        probabilities = []
+    elif members is not None:
+        probabilities = ensemble_probabilities(model, members)
+    else:
+        probabilities = predict_prepared(model, usable)
+    scored, k = [], 0
+    for path, record in pending:
+        if isinstance(record, UserError):
+            scored.append(ScoredRecord(Path(path).name, error=str(record)))
+            continue
+        scored.append(ScoredRecord(record.name, probabilities[k], None if members is None else members[:, k],
+                                   record.label, record.features, record.note))
+        k += 1
+    return scored
+
+
+_WORKER: dict = {}
+
+
+def _worker_spec(model: LoadedModel) -> tuple:
+    """What a worker process needs to open its own copy of ``model`` (sessions do not survive a fork)."""
+    return ("model", model) if model.runner is None and not model.members else (str(model.folder), model.backend)
+
+
+def _load_worker_model(spec: tuple) -> None:
+    one_blas_thread()
+    _WORKER["model"] = spec[1] if spec[0] == "model" else load_bundle(Path(spec[0]), spec[1], threads=1)
+
+
+def _score_chunk(chunk: tuple[list[Path], Needed]) -> list[ScoredRecord]:
+    model = _WORKER["model"]
+    paths, needed = chunk
+    pending = []
+    for path in paths:
+        try:
+            pending.append((path, prepare_path(path, model.config, needed=needed)))
+        except UserError as exc:
+            pending.append((path, exc))
+    return _score_batch(model, pending)
+
+
+def predict_paths(model: LoadedModel, paths: list[str | Path], batch: int = 64) -> tuple[list[dict], list[str], list[dict]]:
+    """Read, prepare and classify records (:func:`score_paths`); a bad record does not stop the others.
 
     Returns:
         One ``{"record", "label", "probabilities", "model"}`` dict per readable record (in
@@ -124,30 +225,18 @@ def predict_paths(model: LoadedModel, paths: list[str | Path], batch: int = 64) 
         ``{"record", "error"}`` per record that could not be used.
     """
     results, notes, errors = [], [], []
-    pending: list[tuple[str | Path, PreparedRecord]] = []
-
-    def classify() -> None:
-        probabilities = predict_prepared(model, [record for _, record in pending])
-        classes = model.meta["classes"]
-        for (path, record), probs in zip(pending, probabilities):
-            results.append({
-                "record": str(path),
-                "label": classes[int(probs.argmax())],
-                "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs)},
-                "model": model.label,
-            })
-            if record.note:
-                notes.append(record.note)
-        pending.clear()
-
-    for path, record in zip(paths, iter_prepared([Path(p) for p in paths], model.config, progress=False,
-                                                    needed=model.needed)):
-        if isinstance(record, UserError):
-            errors.append({"record": str(path), "error": str(record)})
+    classes = model.meta["classes"]
+    for path, scored in zip(paths, score_paths(model, [Path(p) for p in paths], batch)):
+        if scored.error is not None:
+            errors.append({"record": str(path), "error": scored.error})
             continue
-        pending.append((path, record))
-        if len(pending) >= batch:
-            classify()
-    if pending:
-        classify()
+        probs = scored.probabilities
+        results.append({
+            "record": str(path),
+            "label": classes[int(probs.argmax())],
+            "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs)},
+            "model": model.label,
+        })
+        if scored.note:
+            notes.append(scored.note)
     return results, notes, errors

@@ -279,6 +279,15 @@ def prepare_many(
     return records
 
 
+def pool_size(n_jobs: int, workers: int | None = None) -> int:
+    """Worker processes for ``n_jobs`` records: one per core (at most 8), or 1 (this process) for
+    fewer than 16 records, where starting workers costs more than it saves."""
+    import os
+
+    workers = workers or min(os.cpu_count() or 1, 8)
+    return 1 if n_jobs < 16 else workers
+
+
 def iter_prepared(
     paths: list[Path], cfg: EcgConfig, cache_dir: Path | None = None, workers: int | None = None, progress: bool = True,
     needed: Needed = EVERYTHING, defer_image: bool = False,
@@ -291,15 +300,14 @@ def iter_prepared(
     callers need no ``if __name__ == "__main__"`` guard; workers only run numpy/scipy.
     Consumers can work on early records while later ones are prepared.
     """
-    import os
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from tqdm.auto import tqdm
 
-    workers = workers or min(os.cpu_count() or 1, 8)
+    workers = pool_size(len(paths), workers)
     jobs = [(path, cfg, cache_dir, needed, defer_image) for path in paths]
-    if workers <= 1 or len(jobs) < 16:
+    if workers <= 1:
         yield from map(_prepare_or_error, tqdm(jobs, desc="prepare records", disable=not progress, leave=False))
         return
     import multiprocessing
