@@ -69,7 +69,7 @@ def main() -> None:
     import torch
 
     from pipeline.device import resolve_device
-    from pipeline.ecg.image_bank import physical_memory_bytes
+    from pipeline.ecg.image_bank import fits_in_memory
     from pipeline.ecg.train import build_arrays, dataset_from_paths, fit_model, input_kind_of
     from pipeline.models import create_model
     from pipeline.training import predict_logits
@@ -107,7 +107,7 @@ def main() -> None:
     }
     projected["end_to_end"] = sum(projected.values())
     image_gib = records[0].image.nbytes * PAPER_RECORDS / 2**30
-    on_disk = image_gib * 2**30 > physical_memory_bytes() // 2  # ImageBank's default rule
+    on_disk = not fits_in_memory(records[0].image.nbytes * PAPER_RECORDS)
     result = {
         "config": cfg.name, "member": mcfg.model.model_dump(mode="json", include={"name", "args"}),
         "image_rows_x_cols": list(records[0].image.shape), "device": str(device),

@@ -23,13 +23,17 @@ def physical_memory_bytes() -> int:
         return 8 << 30
 
 
+def fits_in_memory(n_bytes: int, max_ram_bytes: int | None = None) -> bool:
+    """Whether a bank of ``n_bytes`` stays in memory (default limit: half the machine's)."""
+    return n_bytes <= (physical_memory_bytes() // 2 if max_ram_bytes is None else max_ram_bytes)
+
+
 class ImageBank:
     """``capacity`` rows of one image shape, allocated on the first image."""
 
-    def __init__(self, capacity: int, max_ram_bytes: int | None = None, folder: str | None = None):
+    def __init__(self, capacity: int, max_ram_bytes: int | None = None):
         self.capacity = capacity
-        self.max_ram_bytes = physical_memory_bytes() // 2 if max_ram_bytes is None else max_ram_bytes
-        self.folder = folder
+        self.max_ram_bytes = max_ram_bytes
         self.array: np.ndarray | None = None
         self.filled = np.zeros(capacity, dtype=bool)
 
@@ -39,10 +43,10 @@ class ImageBank:
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         full = (self.capacity, *shape)
-        if self.capacity * int(np.prod(shape)) * 4 <= self.max_ram_bytes:
+        if fits_in_memory(self.capacity * int(np.prod(shape)) * 4, self.max_ram_bytes):
             self.array = np.empty(full, dtype=np.float32)  # pages are only touched when a row is written
-        else:
-            self.array = np.memmap(tempfile.TemporaryFile(dir=self.folder), dtype=np.float32, mode="w+", shape=full)
+        else:  # in TMPDIR, deleted with the bank
+            self.array = np.memmap(tempfile.TemporaryFile(), dtype=np.float32, mode="w+", shape=full)
 
     def keep(self, row: int, image: np.ndarray) -> np.ndarray:
         """Copy ``image`` into ``row`` and return the row (a view); an image of another shape than

@@ -77,8 +77,9 @@ def _batch_tensors(sampler, cfg: SvsConfig, size: int, device=None):
 def patch_gains(mixture: np.ndarray, rms_db: float) -> np.ndarray:
     """Per-patch gains ``(B, 1)`` that bring each row of ``mixture`` to ``rms_db`` dBFS RMS (1 for
     silent rows): training sees every patch at the level inference scales its chunks to."""
-    rms = np.sqrt(np.mean(np.square(mixture, dtype=np.float64), axis=1, keepdims=True))
-    return np.where(rms >= 1e-6, 10 ** (rms_db / 20) / np.maximum(rms, 1e-6), 1.0).astype(np.float32)
+    from pipeline.svs.separate import input_gain
+
+    return np.array([[input_gain(row[None], rms_db)] for row in mixture], dtype=np.float32)
 
 
 def bin_weights(mix_mag, power: float):
