@@ -117,13 +117,20 @@ class EcgModel(StrictModel):
         None, ge=1, description="kfold only: fold models kept per view and seed in the published ensemble "
         "(the first n folds; null = all). Fewer members predict faster; the out-of-fold score is of one model."
     )
+    refit_members: int | None = Field(
+        None, ge=1, description="kfold only: publish, instead of fold models, n refits of each chosen view on all "
+        "training records (seeds s, s+1, ... from the view's first seed; same epochs, last kept). The folds choose the "
+        "views and fit the combiner; the published members see every training record instead of (k-1)/k of them."
+    )
 
     @model_validator(mode="after")
     def _check_members(self) -> "EcgModel":
         if (self.name == "ensemble") != bool(self.members):
             raise ValueError("members are required for (and only for) model name 'ensemble'")
-        if self.selection != "kfold" and (self.select_views or self.fold_members):
-            raise ValueError("select_views and fold_members need selection: kfold")
+        if self.selection != "kfold" and (self.select_views or self.fold_members or self.refit_members):
+            raise ValueError("select_views, fold_members and refit_members need selection: kfold")
+        if self.fold_members and self.refit_members:
+            raise ValueError("fold_members and refit_members exclude each other (fold models or refits are published)")
         return self
 
 

@@ -134,7 +134,8 @@ def fit(
             scaler.update()
             schedule.step()
             running += loss.item() * len(index)
-        val_loss, val_acc = evaluate_loss(model, val, criterion, device, to_model_input, batch_size)
+        # an empty validation part (a refit on every record, keep_last) has nothing to report
+        val_loss, val_acc = evaluate_loss(model, val, criterion, device, to_model_input, batch_size) if len(val) else (math.nan, math.nan)
         history.append({"epoch": epoch, "train_loss": running / len(train), "val_loss": val_loss, "val_accuracy": val_acc})
         if val_loss < best_loss - 1e-4:
             best_loss, best_epoch, stale = val_loss, epoch, 0

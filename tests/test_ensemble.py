@@ -322,9 +322,50 @@ def test_kfold_ensemble_scores_every_record_out_of_fold_and_picks_views(tmp_path
     assert "cross-fitted" in card and "out-of-fold" in card
 
 
+@pytest.mark.slow
+def test_kfold_refit_publishes_members_fitted_on_every_training_record(tmp_path, tmp_store, monkeypatch, cli):
+    import pipeline.ecg.train as ecg_train
+
+    monkeypatch.setenv("PIPELINE_WORK", str(tmp_path / "work"))
+    fitted = []  # (member name, records fitted, records held out) of every training
+    real_fit = ecg_train.fit_model
+
+    def recording_fit(cfg, data, *args, split=None, **kwargs):
+        fitted.append((cfg.name, len(split[0]), len(split[1])))
+        return real_fit(cfg, data, *args, split=split, **kwargs)
+
+    monkeypatch.setattr(ecg_train, "fit_model", recording_fit)
+    cfg = {**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold", "refit_members": 2},
+           "train": {**SMALL_ENSEMBLE["train"], "folds": 3}}
+    (tmp_path / "refit.yaml").write_text(yaml.safe_dump(cfg))
+    result = cli("train", "ecg", "--config", tmp_path / "refit.yaml", "--data", SAMPLE_ECG, "--bundle", tmp_path / "bundle")
+    assert result.code == 0, result.err
+    metrics = json.loads((tmp_path / "bundle" / "metrics.json").read_text())
+    n = metrics["n_records"]
+    folds = [f for f in fitted if f[2]]
+    refits = [f for f in fitted if not f[2]]
+    assert len(folds) == 3 * 3 and all(fit + out == n and out < n for _, fit, out in folds)  # 3 members x 3 folds
+    assert sorted(name for name, _, _ in refits) == ["tiny-ensemble-m0-s0", "tiny-ensemble-m0-s1",
+                                                     "tiny-ensemble-m1-s0", "tiny-ensemble-m1-s1"]
+    assert all(fit == n for _, fit, _ in refits)  # every training record, nothing held out
+    meta = json.loads((tmp_path / "bundle" / "model.json").read_text())
+    assert sorted(m["name"] for m in meta["members"]) == ["m0-cnn_lstm-s0-all", "m0-cnn_lstm-s1-all",
+                                                          "m1-cnn1d-s0-all", "m1-cnn1d-s1-all"]
+    assert sorted(metrics["validation"]["refit"]) == sorted(m["name"] for m in meta["members"])
+    assert "refit(s) per chosen view" in (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
+    predicted = cli("predict", SAMPLE_ECG / "JS00007.mat", "--model", tmp_path / "bundle", "--json")
+    assert predicted.code == 0, predicted.err
+    assert sum(json.loads(predicted.out)["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_kfold_options_need_kfold_selection():
     with pytest.raises(ValueError, match="need selection: kfold"):
         EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "select_views": True}})
+    with pytest.raises(ValueError, match="need selection: kfold"):
+        EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "refit_members": 2}})
+    with pytest.raises(ValueError, match="exclude each other"):
+        EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold",
+                                                               "fold_members": 2, "refit_members": 2}})
     with pytest.raises(ValueError, match="exceeds train.folds"):
         EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold",
                                                                "fold_members": 6}})

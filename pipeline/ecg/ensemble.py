@@ -4,7 +4,8 @@ Every member is early-stopped on the same stratified validation part of the trai
 and the combiner (per-view weights and a temperature) is fitted on that part's member
 probabilities; or (``selection: kfold``) every member is cross-fitted over k folds and the
 combiner, and optionally the set of views, is chosen on out-of-fold probabilities of all
-training records. The internal test split never reaches this module (``train_ecg`` removes it).
+training records; the published members are fold models or (``refit_members``) refits of the
+chosen views on every training record. The internal test split never reaches this module (``train_ecg`` removes it).
 Members train in parallel processes on CPU (``train.parallel``): on 2 cores two single-threaded
 trainings finish in about the time of one two-threaded training.
 """
@@ -48,8 +49,9 @@ def member_fingerprint(mcfg: EcgConfig) -> str:
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def member_key(cfg: EcgConfig, view: int, seed: int, fold: int | None = None) -> str:
-    return f"m{view}-{cfg.model.members[view].name}-s{seed}" + ("" if fold is None else f"-f{fold}")
+def member_key(cfg: EcgConfig, view: int, seed: int, part: str = "") -> str:
+    """``m<view>-<network>-s<seed>`` plus the records it was fitted on: ``f<k>`` (all but fold k), ``all``."""
+    return f"m{view}-{cfg.model.members[view].name}-s{seed}" + (f"-{part}" if part else "")
 
 
 def fit_splits(cfg: EcgConfig, labels: np.ndarray, flutter: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -79,7 +81,8 @@ def _split_key(names: list[str], split: tuple[np.ndarray, np.ndarray], keep_last
 
 
 def _train_member(job: tuple[int, int, int]) -> dict:
-    """Fit one member on the shared arrays; returns its weights and held-out probabilities."""
+    """Fit one member on the shared arrays; returns its weights and held-out probabilities (None
+    for a refit on every record)."""
     from pipeline.device import resolve_device
     from pipeline.ecg.train import fit_model, softmax
     from pipeline.training import predict_logits
@@ -89,11 +92,12 @@ def _train_member(job: tuple[int, int, int]) -> dict:
     kfold = cfg.model.selection == "kfold"
     mcfg = member_config(cfg, view, seed)
     arrays, n_features = _SHARED["arrays"][view]
-    key = member_key(cfg, view, seed, fold if kfold else None)
+    refit = not len(split[1])
+    key = member_key(cfg, view, seed, "all" if refit else f"f{fold}" if kfold else "")
     # named without the view index: another ensemble may list the same member at another position
     checkpoint = _SHARED["work"] / f"{mcfg.model.name}-s{seed}-{member_fingerprint(mcfg)}-{_SHARED['split_keys'][fold]}.pt"
     model, result, to_input = fit_model(mcfg, arrays, n_features, checkpoint, key, progress, split=split, keep_last=kfold)
-    val_probs = softmax(predict_logits(model, arrays.subset(split[1]), resolve_device(mcfg.train.device), to_input))
+    val_probs = None if refit else softmax(predict_logits(model, arrays.subset(split[1]), resolve_device(mcfg.train.device), to_input))
     return {"view": view, "seed": seed, "fold": fold, "key": key, "state": {k: v.cpu() for k, v in model.state_dict().items()},
             "n_features": n_features, "val_probs": val_probs, "best_epoch": result.best_epoch,
             "seconds": result.seconds}
@@ -184,16 +188,19 @@ def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress:
         if token not in cache:
             cache[token] = build_arrays(dataset, mcfg, kinds[view])
         arrays[view] = cache[token]
-    jobs = [(view, seed, fold) for view, member in enumerate(cfg.model.members) for seed in member.seeds
-            for fold in range(len(splits))]
-    jobs.sort(key=lambda job: kinds[job[0]] != "scalogram")  # the slow scalogram networks first: no long straggler
     parallel = 1 if resolve_device(cfg.train.device).type == "cuda" else cfg.train.parallel
-    _SHARED.update(cfg=cfg, work=work, splits=splits, split_keys=[_split_key(names, s, kfold) for s in splits],
-                   progress=progress and parallel <= 1, arrays=arrays)
-    try:
-        results = sorted(_run_jobs(jobs, parallel, progress), key=lambda r: (r["view"], r["seed"], r["fold"]))
-    finally:
-        _SHARED.clear()
+
+    def train(jobs: list[tuple[int, int, int]], parts: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+        jobs = sorted(jobs, key=lambda job: kinds[job[0]] != "scalogram")  # slow scalogram networks first: no straggler
+        _SHARED.update(cfg=cfg, work=work, splits=parts, split_keys=[_split_key(names, s, kfold) for s in parts],
+                       progress=progress and parallel <= 1, arrays=arrays)
+        try:
+            return sorted(_run_jobs(jobs, parallel, progress), key=lambda r: (r["view"], r["seed"], r["fold"]))
+        finally:
+            _SHARED.clear()
+
+    results = train([(view, seed, fold) for view, member in enumerate(cfg.model.members) for seed in member.seeds
+                     for fold in range(len(splits))], splits)
 
     # held-out probabilities of each view and seed: its fold models' out-of-fold predictions pieced together
     index = np.arange(len(labels)) if kfold else splits[0][1]
@@ -213,7 +220,12 @@ def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress:
     view_weight = {v: 0.0 for v in range(len(cfg.model.members))}
     for row, weight in zip(rows, row_weights):
         view_weight[views[row]] += float(weight)
-    published = [r for r in results if r["view"] in chosen and r["fold"] < (cfg.model.fold_members or len(splits))]
+    if cfg.model.refit_members:  # every training record, no held-out part
+        first_seed = {v: cfg.model.members[v].seeds[0] for v in chosen}
+        published = train([(v, first_seed[v] + i, 0) for v in chosen for i in range(cfg.model.refit_members)],
+                          [(np.arange(len(labels)), np.arange(0))])
+    else:
+        published = [r for r in results if r["view"] in chosen and r["fold"] < (cfg.model.fold_members or len(splits))]
     per_view = {v: sum(r["view"] == v for r in published) for v in chosen}
     weights = [view_weight[r["view"]] / per_view[r["view"]] for r in published]
     rule_probs = rule_predict(dataset.features()[index], tuple(cfg.classes))
@@ -243,7 +255,8 @@ def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress:
                   "n_records": int(len(index)), "records": [names[i] for i in index],
                   "ensemble": scored(ensemble_probs), "rule": scored(rule_probs), "members": member_reports,
                   "views": chosen, "selection": selection if cfg.model.select_views else None,
-                  "weights": [float(w) for w in weights], "temperature": temperature}
+                  "weights": [float(w) for w in weights], "temperature": temperature,
+                  "refit": {r["key"]: r["seconds"] for r in published} if cfg.model.refit_members else None}
     save_ensemble(folder, cfg, members, weights, temperature, {"run_id": run_id})
     where = f"{len(splits)}-fold out-of-fold" if kfold else "validation part"
     plot_reliability(validation["ensemble"]["calibration"], folder / "reliability.png", f"{cfg.name}: {where}")

@@ -114,13 +114,19 @@ def _ensemble_section(cfg: EcgConfig, metrics: dict) -> list[str]:
     combiner = (f"probabilities are mixed with member weights {[round(w, 3) for w in val['weights']]} "
                 f"({cfg.model.view_weights} per view, shared by its members) and temperature {val['temperature']:.3f}")
     if val.get("scheme") == "kfold":
-        kept = cfg.model.fold_members or val["folds"]
+        if val.get("refit"):
+            kept = (f"publishes {cfg.model.refit_members} refit(s) per chosen view on all {val['n_records']} training "
+                    f"records (seeds counted up from the view's first; same epochs, last kept; trained "
+                    f"{', '.join(f'{k} {_minutes(t)}' for k, t in val['refit'].items())}): the out-of-fold numbers below "
+                    "score the fold models that chose the views, not these refits")
+        else:
+            kept = f"keeps {cfg.model.fold_members or val['folds']} fold model(s) per view and seed"
         lines = [
             "## Ensemble (cross-fitted)",
             f"Views published: {views}. Every view and seed was trained once per fold of a {val['folds']}-fold split of "
             f"the {val['n_records']} training records (stratified by class and flutter, seed {cfg.seed}) on the other "
             f"folds, for its full epochs (last epoch kept: the left-out fold chose nothing), giving out-of-fold "
-            f"probabilities for every training record. The ensemble keeps {kept} fold model(s) per view and seed; "
+            f"probabilities for every training record. The ensemble {kept}; "
             f"{combiner} (fitted on the out-of-fold probabilities). {trained}",
             "",
         ]
