@@ -19,3 +19,29 @@ def test_each_variant_changes_only_its_own_keys_and_holds_out_one_singer():
             expected = {"name", "seed"} | {key.split(".")[0] for key in VARIANTS[variant]}
             assert changed == expected, (variant, changed)
             assert cfg.name.endswith(f"no-{held_out}-s1")
+
+
+def test_ensemble_of_a_model_with_itself_scores_as_the_model_and_mixes_probabilities():
+    """bench/svs_ensemble.py: subsets average voice probabilities; identical members change nothing."""
+    import numpy as np
+
+    from bench.svs_ensemble import clip_scores
+    from pipeline.svs.bundle import resolve_model
+
+    sep = resolve_model("svs-default")
+    sr = sep.config.stft.sample_rate
+    t = np.arange(3 * sr) / sr
+    rng = np.random.default_rng(0)
+    voice = (0.2 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    acc = (0.05 * rng.standard_normal(len(t))).astype(np.float32)
+
+    class Track:
+        def load(self, rate):
+            assert rate == sr
+            return voice, acc
+
+    row = clip_scores(Track(), [sep, sep], {"a": (0,), "b": (1,), "a + b": (0, 1)})
+    for i in range(3):  # sdr, sir, sar
+        np.testing.assert_allclose(row["a + b"][i], row["a"][i])
+        np.testing.assert_allclose(row["a"][i], row["b"][i])
+    assert row["a"][0][0] > row["mixture"][0][0] + 1  # the network separates: vocal SDR above the mixture's
