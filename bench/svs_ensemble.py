@@ -1,9 +1,11 @@
-"""Ensembles of trained separators (mean voice probability), scored on their shared validation songs.
+"""Ensembles of trained separators (mean voice probability), scored on their shared validation songs
+(or, with ``--subset test``, their test songs: for models whose choices were made elsewhere, such as
+the singer-held-out ablation runs, whose test split is the singer they never heard).
 
 Every non-empty subset of ``--models`` is scored: each network sees the clip at its own input
 level, the voice probabilities are averaged, the model's threshold applied, and the estimate is
 scored with the same BSS-Eval as ``pipeline evaluate separator`` (length-weighted). The models
-must share their song split and STFT; the test songs are never read here.
+must share their song split and STFT.
 
 Decision rule, written before the first run (2026-12-01, session 6): a subset of two or more
 models goes on (a second named model, not the default: it costs one network per member) only if
@@ -67,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", required=True, help="model names or run folders (same split)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--subset", choices=["val", "test"], default="val")
     parser.add_argument("--out", type=Path, help="write the summary JSON here")
     args = parser.parse_args()
     seps = [resolve_model(m) for m in args.models]
@@ -78,11 +81,12 @@ def main() -> None:
     subsets = {" + ".join(labels[i] for i in members): members
                for size in range(1, len(seps) + 1) for members in combinations(range(len(seps)), size)}
     tracks, _ = discover_tracks(args.data, first.config.split.singers)
-    val = [t for t in tracks if t.track_id in set(first.meta["split"]["val"])]
-    rows = [clip_scores(t, seps, subsets) for t in val]
+    scored = [t for t in tracks if t.track_id in set(first.meta["split"][args.subset])]
+    rows = [clip_scores(t, seps, subsets) for t in scored]
     scores = summarise(rows, list(subsets))
     scores.pop("oracle")
-    result = {"models": labels, "n_tracks": len(rows), "tracks": [t.track_id for t in val], "scores": scores}
+    result = {"models": labels, "subset": args.subset, "n_tracks": len(rows), "tracks": [t.track_id for t in scored],
+              "scores": scores}
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
