@@ -32,14 +32,12 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "audio" / "mir1k"
 
 
 def voice_probability(mix: np.ndarray, spec: np.ndarray, sep) -> np.ndarray:
-    """Voice probability ``(bins, frames)`` of mono ``mix`` as ``pipeline separate`` computes it."""
-    from pipeline.svs.separate import input_gain
-    from pipeline.svs.spectral import features, sigmoid
+    """Voice probability ``(bins, frames)`` of mono ``mix`` as ``pipeline separate`` computes it
+    (its own mask function, at the model's input level, before any threshold or post-filter)."""
+    from pipeline.svs.separate import input_gain, voice_mask
 
-    cfg = sep.config
-    gain = input_gain(mix[None], cfg.separate.input_rms_db)
-    feats = features(gain * np.abs(spec), cfg.stft.features, cfg.stft.log_scale)[None].astype(np.float32)
-    return sigmoid(sep.runner.mask_logits(feats)[0])
+    gain = input_gain(mix[None], sep.config.separate.input_rms_db)
+    return voice_mask(spec[None], sep, threshold=0.0, wiener=False, gain=gain)[0]
 
 
 def clip_scores(track, seps: list, subsets: dict) -> dict:
@@ -58,7 +56,6 @@ def clip_scores(track, seps: list, subsets: dict) -> dict:
         mask = threshold_mask(np.mean([probs[i] for i in members], axis=0), cfg.ibm.threshold)
         est = istft(spec * mask, cfg.stft, length=len(mix))
         row[name] = bss(refs, np.stack([est, mix - est]))
-    row["oracle"] = row["mixture"]  # summarise() expects it; not computed here
     return row
 
 
@@ -84,7 +81,6 @@ def main() -> None:
     scored = [t for t in tracks if t.track_id in set(first.meta["split"][args.subset])]
     rows = [clip_scores(t, seps, subsets) for t in scored]
     scores = summarise(rows, list(subsets))
-    scores.pop("oracle")
     result = {"models": labels, "subset": args.subset, "n_tracks": len(rows), "tracks": [t.track_id for t in scored],
               "scores": scores}
     text = json.dumps(result, indent=2)

@@ -100,10 +100,10 @@ def clip_scores(track, sep, opts: dict, ref_rms: float) -> dict:
 
 
 def summarise(rows: list[dict], names: list[str]) -> dict:
-    """Length-weighted GNSDR/GSIR/GSAR per option (and oracle, mixture), vocals and accompaniment."""
+    """Length-weighted GNSDR/GSIR/GSAR per option (and oracle, mixture, where scored), vocals and accompaniment."""
     w = np.array([r["seconds"] for r in rows])
     out = {}
-    for name in names + ["oracle", "mixture"]:
+    for name in names + [k for k in ("oracle", "mixture") if k in rows[0]]:
         sdr = np.array([r[name][0] for r in rows])
         floor = np.array([r["mixture"][0] for r in rows])
         sir = np.array([r[name][1] for r in rows])
