@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     cases = {
-        "cnn_lstm (ecg-default)": lambda: ecg_case("cnn_lstm", {"channels": [8, 16, 32]}, args.batch),
+        "cnn_lstm (the hybrid's network)": lambda: ecg_case("cnn_lstm", {"channels": [8, 16, 32]}, args.batch),
         "timm_cnn resnet18": lambda: ecg_case("timm_cnn", {"backbone": "resnet18"}, args.batch),
         "cnn1d": lambda: ecg_case("cnn1d", {}, args.batch),
         "separator fcn (svs-default)": lambda: separator_case(args.batch),
