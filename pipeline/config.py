@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, read_user_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -56,6 +56,16 @@ class EcgPreprocess(StrictModel):
     short_records: Literal["pad", "reject"] = "pad"
     min_duration_s: float = Field(8.0, gt=0, description="Shorter records are rejected even with pad.")
 
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "EcgPreprocess":
+        if any(not seconds > 0 for seconds in self.median_windows_s):
+            raise ValueError("median_windows_s must be positive lengths in seconds")
+        if self.bandpass_hz is not None and not 0 < self.bandpass_hz[0] < self.bandpass_hz[1]:
+            raise ValueError("bandpass_hz must be (low, high) with 0 < low < high")
+        if self.min_duration_s > self.duration_s:
+            raise ValueError("min_duration_s cannot exceed duration_s")
+        return self
+
 
 class EcgScalogram(StrictModel):
     wavelet: str = Field("cmor1.5-1.0", description="pywt complex-Morlet name cmorB-C.")
@@ -89,6 +99,16 @@ class EcgMember(StrictModel):
     train: dict[str, Any] = Field(default_factory=dict, description="Overrides of the ensemble's train section.")
 
 
+class EcgCascade(StrictModel):
+    """Early exit for ensembles that mix signal and scalogram views: the scalogram (the costly CWT and
+    CNNs) is computed only for records the signal views leave uncertain."""
+
+    max_changed: int = Field(
+        0, ge=0, description="The exit threshold is the lowest at which the cascade's held-out (out-of-fold or "
+        "validation) predictions differ from the full ensemble's on at most this many records."
+    )
+
+
 class EcgModel(StrictModel):
     name: Literal["timm_cnn", "cnn1d", "cnn_lstm", "rule", "ensemble"] = "cnn_lstm"
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model.")
@@ -108,6 +128,10 @@ class EcgModel(StrictModel):
         "part (its ~20% of the records fit the combiner), or cross-fitted: every view and seed trained once per "
         "fold of `train.folds` on the other folds for the full epochs (last epoch kept, so the left-out fold "
         "chooses nothing), the combiner fitted on out-of-fold probabilities of every training record."
+    )
+    cascade: EcgCascade | None = Field(
+        None, description="Ensembles only: exit on the signal views' combined probability when it reaches a "
+        "threshold chosen on the held-out predictions, else run every member (see EcgCascade)."
     )
     select_views: bool = Field(
         False, description="kfold only: publish the subset of views with the highest out-of-fold accuracy "
@@ -129,6 +153,8 @@ class EcgModel(StrictModel):
             raise ValueError("members are required for (and only for) model name 'ensemble'")
         if self.selection != "kfold" and (self.select_views or self.fold_members or self.refit_members):
             raise ValueError("select_views, fold_members and refit_members need selection: kfold")
+        if self.cascade is not None and self.name != "ensemble":
+            raise ValueError("cascade needs model name 'ensemble' (it exits on some of the members)")
         if self.fold_members and self.refit_members:
             raise ValueError("fold_members and refit_members exclude each other (fold models or refits are published)")
         return self
@@ -179,6 +205,9 @@ class EcgConfig(StrictModel):
     def _check_member_train(self) -> "EcgConfig":
         for view in range(len(self.model.members)):  # fail at load time, not after preparing the data
             self.member_train(view)
+        if self.scalogram.f_max_hz > self.preprocess.fs / 2:
+            raise ValueError(f"scalogram.f_max_hz ({self.scalogram.f_max_hz:g}) is above the Nyquist frequency of "
+                             f"preprocess.fs ({self.preprocess.fs:g} Hz)")
         if (self.model.fold_members or 0) > self.train.folds:
             raise ValueError(f"model.fold_members ({self.model.fold_members}) exceeds train.folds ({self.train.folds})")
         return self
@@ -186,13 +215,30 @@ class EcgConfig(StrictModel):
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (plain YAML keeps the last,
+    so a repeated ``epochs:`` would silently override the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path, model: type[ConfigT]) -> ConfigT:
     """Read a YAML file into ``model``; any problem becomes a one-line ``UserError``."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config {path} is a folder; give a YAML file")
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(read_user_text(path, "config"), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"config {path} is not valid YAML: {exc}".replace("\n", " ")) from exc
     if not isinstance(raw, dict):

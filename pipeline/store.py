@@ -179,6 +179,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _check_protocol(url: str) -> None:
+    """The URL names a location, and its scheme an fsspec filesystem whose package is installed."""
+    protocol, _, location = url.partition("://")
+    if not location.strip("/"):
+        raise UserError(f"the artifact store {url} names no bucket or folder (check PIPELINE_STORE)")
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ValueError as exc:
+        raise UserError(f"the artifact store {url} has an unknown scheme {protocol + '://'!r} "
+                        "(use a folder, file://, s3:// or another fsspec URL; check PIPELINE_STORE)") from exc
+    except ImportError as exc:
+        raise UserError(f"the artifact store {url} needs a package that is not installed: {one_line(exc)}") from exc
+
+
 def _write_local(target: str, write: Callable[[BinaryIO], Any]) -> None:
     """Write through ``write(handle)`` to a temporary file, fsync it, then rename it onto ``target``.
 
@@ -212,6 +226,8 @@ class Store:
             text = str(Path(text).expanduser().resolve())
             if Path(text).exists() and not Path(text).is_dir():
                 raise UserError(f"the artifact store {text} is not a folder (check PIPELINE_STORE)")
+        else:
+            _check_protocol(text)
         opts = dict(options) if options is not None else _options_from_env()
         return cls(text.rstrip("/") or "/", opts)
 

@@ -112,7 +112,7 @@ def fit(
         spent = saved.get("seconds")
         generator = np.random.default_rng(seed + start)
 
-    bar = tqdm(range(start, epochs), desc=desc, disable=not progress, leave=False, initial=start, total=epochs)
+    bar = tqdm(range(start, epochs), desc=desc, disable=not progress or None, leave=False, initial=start, total=epochs)
     for epoch in bar:
         if stale >= patience and not keep_last:
             break

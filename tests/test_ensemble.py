@@ -176,6 +176,74 @@ def test_ensemble_round_trip_torch_and_onnx_agree(tmp_path):
         assert big and all(w.data_type == onnx.TensorProto.FLOAT16 for w in big)
 
 
+def test_cascade_threshold_changes_at_most_the_allowed_predictions():
+    from pipeline.ecg.combine import cascade_exits, cascade_threshold
+
+    # signal views' probabilities, most confident first; the full ensemble disagrees on records 1 and 3
+    signal = np.array([[0.99, 0.01], [0.97, 0.03], [0.95, 0.05], [0.9, 0.1], [0.6, 0.4]])
+    full = np.array([[0.9, 0.1], [0.4, 0.6], [0.8, 0.2], [0.3, 0.7], [0.7, 0.3]])
+    assert cascade_threshold(signal, full, 0) == pytest.approx(0.97)  # only record 0 may exit
+    assert cascade_threshold(signal, full, 1) == pytest.approx(0.9)  # records 0-2: one change
+    assert cascade_threshold(signal, full, 2) == 0.0  # both changes allowed: everyone exits
+    for allowed in (0, 1, 2):
+        exits = cascade_exits(signal, cascade_threshold(signal, full, allowed))
+        decided = np.where(exits, signal.argmax(1), full.argmax(1))
+        assert (decided != full.argmax(1)).sum() <= allowed
+
+
+def test_cascade_computes_images_only_for_uncertain_records_and_matches_evaluation(tmp_path, monkeypatch):
+    """Records the 1-D CNNs are sure of never get a scalogram; the rest get the full ensemble. The
+    evaluation path (every member on every record) gives the same probabilities."""
+    import pipeline.ecg.prepare as prepare
+    from pipeline.ecg.bundle import load_bundle, member_meta, save_ensemble
+    from pipeline.ecg.combine import combine
+    from pipeline.ecg.ensemble import member_config, member_key
+    from pipeline.ecg.predict import member_probabilities, predict_paths, score_paths
+    from pipeline.models import create_model
+
+    torch = pytest.importorskip("torch")
+    cfg = EcgConfig.model_validate(SMALL_ENSEMBLE)
+    members = []
+    for view, member in enumerate(cfg.model.members):
+        for seed in member.seeds:
+            torch.manual_seed(seed + 10 * view)
+            model = create_model(member.name, n_classes=4, n_features=0, **member.args).eval()
+            members.append((member_meta(member_config(cfg, view, seed), model.input_kind, 0, member_key(cfg, view, seed)), model))
+    weights, temperature = [0.5, 0.25, 0.25], 0.3  # a sharp temperature spreads the random networks' confidences
+    save_ensemble(tmp_path / "full", cfg, members, weights, temperature)
+    records = sorted(SAMPLE_ECG.glob("*.mat"))[:6]
+    full = load_bundle(tmp_path / "full", "onnx")
+    per_member = member_probabilities(full, [prepare.prepare_path(r, full.config) for r in records])
+    signal = combine(per_member[1:], [0.5, 0.5], temperature)
+    threshold = float(np.median(signal.max(1)))
+    exits = signal.max(1) > threshold
+    assert 0 < exits.sum() < len(records)
+    save_ensemble(tmp_path / "cascade", cfg, members, weights, temperature, {"cascade": {"members": [1, 2], "threshold": threshold}})
+    cascade = load_bundle(tmp_path / "cascade", "onnx")
+
+    computed = []
+    real = prepare.stacked_scalogram
+    monkeypatch.setattr(prepare, "stacked_scalogram", lambda x, spec: computed.append(1) or real(x, spec))
+    predicted, _, errors = predict_paths(cascade, records)
+    assert not errors and len(computed) == len(records) - exits.sum()
+    expected = np.where(exits[:, None], signal, combine(per_member, weights, temperature))
+    got = np.array([list(r["probabilities"].values()) for r in predicted])
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    computed.clear()
+    whole = score_paths(cascade, records, needed=prepare.EVERYTHING)  # as evaluation scores them
+    assert len(computed) == len(records) and not np.isnan(np.stack([r.members for r in whole])).any()
+    np.testing.assert_allclose(np.stack([r.probabilities for r in whole]), got, atol=1e-4)
+    import pipeline.ecg.explain as explain
+
+    explained = []  # the members whose maps make each explanation: the deciding ones
+    monkeypatch.setattr(explain, "_network_saliency", lambda net, meta, record, target: explained.append(meta["name"]) or np.ones((12, 10)))
+    explainer = explain.Explainer(cascade)
+    for record, exited in zip([prepare.prepare_path(r, cfg) for r in records], exits):
+        explained.clear()
+        explainer.saliency(record, 0)
+        assert explained == (["m1-cnn1d-s0", "m1-cnn1d-s1"] if exited else ["m0-cnn_lstm-s0", "m1-cnn1d-s0", "m1-cnn1d-s1"])
+
+
 def test_duplicate_record_across_data_folders_is_refused(tmp_path):
     from pipeline.ecg.prepare import find_all
     from pipeline.errors import UserError
@@ -335,7 +403,8 @@ def test_kfold_refit_publishes_members_fitted_on_every_training_record(tmp_path,
         return real_fit(cfg, data, *args, split=split, **kwargs)
 
     monkeypatch.setattr(ecg_train, "fit_model", recording_fit)
-    cfg = {**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold", "refit_members": 2},
+    cfg = {**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold", "refit_members": 2,
+                                       "cascade": {"max_changed": 1}},
            "train": {**SMALL_ENSEMBLE["train"], "folds": 3}}
     (tmp_path / "refit.yaml").write_text(yaml.safe_dump(cfg))
     result = cli("train", "ecg", "--config", tmp_path / "refit.yaml", "--data", SAMPLE_ECG, "--bundle", tmp_path / "bundle")
@@ -353,6 +422,12 @@ def test_kfold_refit_publishes_members_fitted_on_every_training_record(tmp_path,
                                                           "m1-cnn1d-s0-all", "m1-cnn1d-s1-all"]
     assert sorted(metrics["validation"]["refit"]) == sorted(m["name"] for m in meta["members"])
     assert "refit(s) per chosen view" in (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
+    # the cascade exits on the 1-D CNN refits (no scalogram), its threshold fitted out of fold
+    assert [meta["members"][i]["name"] for i in meta["cascade"]["members"]] == ["m1-cnn1d-s0-all", "m1-cnn1d-s1-all"]
+    cascade = metrics["validation"]["cascade"]
+    assert cascade["threshold"] == meta["cascade"]["threshold"] and cascade["changed"] <= 1
+    assert 0.0 <= cascade["exit_fraction"] <= 1.0
+    assert "Cascade: the views that read no scalogram decide alone" in (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
     predicted = cli("predict", SAMPLE_ECG / "JS00007.mat", "--model", tmp_path / "bundle", "--json")
     assert predicted.code == 0, predicted.err
     assert sum(json.loads(predicted.out)["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
@@ -366,6 +441,8 @@ def test_kfold_options_need_kfold_selection():
     with pytest.raises(ValueError, match="exclude each other"):
         EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold",
                                                                "fold_members": 2, "refit_members": 2}})
+    with pytest.raises(ValueError, match="cascade needs model name 'ensemble'"):
+        EcgConfig.model_validate({"model": {"name": "cnn1d", "cascade": {}}})
     with pytest.raises(ValueError, match="exceeds train.folds"):
         EcgConfig.model_validate({**SMALL_ENSEMBLE, "model": {**SMALL_ENSEMBLE["model"], "selection": "kfold",
                                                                "fold_members": 6}})

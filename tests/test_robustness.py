@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -546,3 +547,145 @@ def test_stray_files_in_listings_are_skipped_with_a_warning(cli, tmp_path, tmp_s
     assert listed.err.strip() == f"warning: skipping {tmp_store / 'stems' / 'notes.txt'}: not a folder"
     models = cli("models", "list")
     assert models.code == 0 and "warning: skipping" in models.err and "Traceback" not in models.err
+
+
+# -- audit: store URLs, output paths, damaged model folders, configs ---------------------
+@pytest.mark.parametrize("url, message", [
+    ("foo://x", "unknown scheme 'foo://'"),
+    ("s3://", "names no bucket or folder"),
+])
+def test_store_url_with_unknown_scheme_or_no_location_is_one_line(cli, monkeypatch, url, message):
+    monkeypatch.setenv("PIPELINE_STORE", url)
+    for args in (["models", "list"], ["stems", "list"], ["predict", SAMPLE_ECG / "JS00007"]):
+        _assert_one_error(cli(*args), contains=message)
+
+
+def test_output_paths_that_cannot_be_written_are_refused_before_any_work(cli, tmp_path, tmp_store, monkeypatch):
+    import pipeline.ecg.evaluate as evaluate
+    import pipeline.svs.evaluate as svs_evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_paths", lambda *a, **k: pytest.fail("scored before the --out check"))
+    monkeypatch.setattr(svs_evaluate, "evaluate_tracks", lambda *a, **k: pytest.fail("separated before the --out check"))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    (tmp_path / "folder.png").mkdir()
+    track = tmp_path / "tracks" / "song"
+    track.mkdir(parents=True)
+    for stem in ("vocals", "accompaniment"):
+        sf.write(track / f"{stem}.flac", np.zeros((1600, 1)) + 0.1, 16000)
+    record = SAMPLE_ECG / "JS00007"
+    for args, message in [
+        (["scalogram", record, "-o", tmp_path / "folder.png"], "is a folder"),
+        (["scalogram", record, "-o", blocker / "x.png"], f"{blocker} is a file"),
+        (["explain", record, "--model", "rule", "-o", blocker], f"{blocker} is a file"),
+        (["evaluate", "ecg", SAMPLE_ECG, "--model", "rule", "--out", blocker / "report"], f"{blocker} is a file"),
+        (["evaluate", "separator", tmp_path / "tracks", "--model", tiny_bundle(tmp_path / "model"), "--out", blocker],
+         f"{blocker} is a file"),
+    ]:
+        _assert_one_error(cli(*args), contains=message)
+    assert not list(tmp_path.glob(".tmp-*")) and not any((tmp_path / "folder.png").iterdir())
+
+
+def _damaged(folder, damage):
+    """``folder`` with file ``name`` (a glob: its first match) removed (``content`` None), replaced
+    by bytes, or cut to ``content`` bytes."""
+    name, content = damage
+    name = sorted(folder.glob(name))[0].name
+    if content is None:
+        (folder / name).unlink()
+    else:
+        (folder / name).write_bytes(content if isinstance(content, bytes) else (folder / name).read_bytes()[:content])
+    return folder
+
+
+@pytest.mark.parametrize("damage, message", [
+    (("model.json", b"{not json"), "is not valid JSON"),
+    (("model.json", b"\xff\xfe\x00garbage"), "is not UTF-8 text"),
+    (("model.json", b"[1, 2]"), "must hold a JSON object"),
+    (("model.json", b'{"task": "ecg"}'), "model.json lacks 'model_name'"),
+    (("*.onnx", 1000), "cannot load the model"),
+])
+def test_damaged_ecg_model_folder_is_one_line(cli, tmp_path, damage, message):
+    import shutil
+
+    from pipeline.store import DEFAULT_ROOT, Store
+
+    bundled = Store.open(DEFAULT_ROOT)
+    source = DEFAULT_ROOT / "models" / "ecg" / "ecg-default" / bundled.latest("models", "ecg", "ecg-default")
+    folder = _damaged(Path(shutil.copytree(source, tmp_path / "model")), damage)
+    _assert_one_error(cli("predict", SAMPLE_ECG / "JS00007", "--model", folder), contains=message)
+
+
+@pytest.mark.parametrize("damage, backend, message", [
+    (("model.json", b"{not json"), "auto", "is not valid JSON"),
+    (("model.onnx", 500), "auto", "cannot load the model"),
+    (("model.pt", 500), "torch", "cannot load the model"),
+    (("model.pt", None), "torch", "has no model.pt"),
+])
+def test_damaged_separator_model_folder_is_one_line(tmp_path, damage, backend, message):
+    from pipeline.errors import UserError
+    from pipeline.svs.bundle import load_bundle
+
+    folder = _damaged(tiny_bundle(tmp_path / "model"), damage)
+    with pytest.raises(UserError, match=message) as info:
+        load_bundle(folder, backend)
+    assert "\n" not in str(info.value)
+
+
+def test_model_option_naming_a_file_says_so(cli, tmp_path):
+    _assert_one_error(cli("predict", SAMPLE_ECG / "JS00007", "--model", SAMPLE_ECG / "JS00007.hea"),
+                      contains="is a file")
+    _assert_one_error(cli("separate", _song(tmp_path), "--model", SAMPLE_ECG / "JS00007.hea"), contains="is a file")
+
+
+_FAST = (REPO / "configs" / "ecg" / "ecg-fast.yaml").read_text()
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"\x87\xff binary \x00", "is not UTF-8 text"),
+    (_FAST + "\nseed: 1\n", "key 'seed' appears twice"),
+    (_FAST.replace("median_windows_s: [0.2, 0.6]", "median_windows_s: [-1, 0]"), "median_windows_s must be positive"),
+    (_FAST.replace("bandpass_hz: null", "bandpass_hz: [0, 40]"), "0 < low < high"),
+    (_FAST.replace("bandpass_hz: null", "bandpass_hz: [40, 5]"), "0 < low < high"),
+    (_FAST.replace("min_duration_s: 8", "min_duration_s: 20"), "min_duration_s cannot exceed duration_s"),
+    (_FAST.replace("fs: 500", "fs: 100"), "above the Nyquist frequency"),
+])
+def test_config_mistakes_are_refused_before_any_work(cli, tmp_path, text, message):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
+    _assert_one_error(cli("train", "ecg", "--config", config), contains=message)
+    _assert_one_error(cli("scalogram", SAMPLE_ECG / "JS00007", "-o", tmp_path / "s.png", "--config", config),
+                      contains=message)
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_config_that_is_a_folder_is_one_line(cli, tmp_path):
+    _assert_one_error(cli("train", "ecg", "--config", tmp_path), contains="is a folder")
+
+
+def test_binary_record_list_is_one_line(cli, tmp_path):
+    listing = tmp_path / "only.txt"
+    listing.write_bytes(b"\xc8\xff\x00\x01")
+    _assert_one_error(cli("evaluate", "ecg", SAMPLE_ECG, "--model", "rule", "--only", listing), contains="not UTF-8")
+
+
+def test_failed_evaluation_prints_no_progress_bar(cli, tmp_path):
+    folder = _record(tmp_path / "data", lambda header: header.replace("#Dx: 164889003,164934002", "#Dx: ")).parent
+    _assert_one_error(cli("evaluate", "ecg", folder, "--model", "rule"), contains="no usable labelled records")
+
+
+def test_flow_run_logs_a_user_error_without_its_traceback():
+    import logging
+
+    from pipeline.cli.flow import _UserErrorWithoutTraceback
+    from pipeline.errors import UserError
+
+    def record(exc):
+        try:
+            raise exc
+        except Exception:
+            return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+
+    quiet, bug = record(UserError("bad inbox")), record(ValueError("a bug"))
+    assert _UserErrorWithoutTraceback().filter(quiet) and quiet.exc_info is None
+    assert _UserErrorWithoutTraceback().filter(bug) and bug.exc_info is not None

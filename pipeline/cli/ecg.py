@@ -52,10 +52,12 @@ def scalogram(
     from pipeline.config import CONFIG_DIR, EcgConfig, load_config
     from pipeline.ecg.plots import plot_scalogram
     from pipeline.ecg.prepare import prepare_record
+    from pipeline.io.audio import check_writable_file
     from pipeline.io.ecg import read_record
 
     if out.suffix.lower() != ".png":
         raise UserError(f"output {out} must end in .png")
+    check_writable_file(out)
     cfg = load_config(config or CONFIG_DIR / "ecg" / "ecg-default.yaml", EcgConfig)
     prepared = prepare_record(read_record(record), cfg)
     plot_scalogram(prepared, cfg, out)
@@ -75,10 +77,11 @@ def explain(
     deletion test (removing the top 10% of lead-seconds against random ones)."""
     from pipeline.ecg.explain import explain_paths
     from pipeline.ecg.predict import resolve_model
+    from pipeline.io.audio import check_writable_dir
 
     loaded = resolve_model(model)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(out)
     results, notes, errors = explain_paths(loaded, records, out)
     for note in notes:
         typer.echo(f"note: {note}", err=True)

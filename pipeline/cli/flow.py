@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -90,8 +91,28 @@ def run_flow(
     missing = [p for p, spec in accepted.items() if spec.default is inspect.Parameter.empty and p not in params]
     if missing:
         raise UserError(f"flow {name!r} needs {', '.join(f'--param {m}=...' for m in missing)}")
+    _quiet_user_errors()
     result = flow_obj(**params)
     typer.echo(json.dumps(result, indent=2, default=str))
+
+
+class _UserErrorWithoutTraceback(logging.Filter):
+    """Prefect logs a failed flow or task with its traceback; for a ``UserError`` (a bad input, not
+    a bug) the log line keeps the message and the CLI's ``error:`` line says the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _quiet_user_errors() -> None:
+    """Put :class:`_UserErrorWithoutTraceback` on every handler of Prefect's loggers (set up by now)."""
+    names = ["prefect", *(n for n in logging.root.manager.loggerDict if n.startswith("prefect"))]
+    handlers = {id(h): h for name in names for h in logging.getLogger(name).handlers}
+    for handler in handlers.values():
+        if not any(isinstance(f, _UserErrorWithoutTraceback) for f in handler.filters):
+            handler.addFilter(_UserErrorWithoutTraceback())
 
 
 @flow_app.command("setup")

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.config import EcgConfig
 from pipeline.ecg.prepare import Needed
-from pipeline.errors import UserError
+from pipeline.errors import UserError, loading_model, read_user_json
 
 META = "model.json"
 WEIGHTS = "model.pt"
@@ -232,25 +232,28 @@ def load_bundle(folder: Path, backend: str = "auto", threads: int | None = None)
     meta_path = folder / META
     if not meta_path.is_file():
         raise UserError(f"{folder} is not a model folder (no {META})")
-    meta = json.loads(meta_path.read_text())
+    meta = read_user_json(meta_path, "model description")
     if meta.get("task") != "ecg":
         raise UserError(f"{folder} holds a {meta.get('task')!r} model, not an ECG classifier")
-    if meta["model_name"] == "rule":
-        return LoadedModel(folder, meta, None, "rule")
     if backend not in ("auto", "onnx", "torch"):
         raise UserError(f"unknown backend {backend!r}; use auto, onnx or torch")
-    if meta["model_name"] == "ensemble":
-        members = [_load_network(folder, m, m["onnx_file"], m["weights_file"], backend, threads) for m in meta["members"]]
-        return LoadedModel(folder, meta, None, members[0].backend, members)
-    return _load_network(folder, meta, ONNX, WEIGHTS, backend, threads)
+    with loading_model(folder):
+        if meta["model_name"] == "rule":
+            return LoadedModel(folder, meta, None, "rule")
+        if meta["model_name"] == "ensemble":
+            members = [_load_network(folder, m, m["onnx_file"], m["weights_file"], backend, threads) for m in meta["members"]]
+            return LoadedModel(folder, meta, None, members[0].backend, members)
+        return _load_network(folder, meta, ONNX, WEIGHTS, backend, threads)
 
 
 def _load_network(folder: Path, meta: dict, onnx_file: str, weights_file: str, backend: str,
                   threads: int | None = None) -> LoadedModel:
     if backend in ("auto", "onnx") and (folder / onnx_file).is_file():
-        return LoadedModel(folder, meta, OnnxRunner(folder / onnx_file, threads), "onnx")
+        with loading_model(folder, onnx_file):
+            return LoadedModel(folder, meta, OnnxRunner(folder / onnx_file, threads), "onnx")
     if backend == "onnx":
         raise UserError(f"{folder} has no {onnx_file}; use --backend torch")
     if not (folder / weights_file).is_file():
         raise UserError(f"{folder} has no {weights_file}")
-    return LoadedModel(folder, meta, TorchRunner(folder / weights_file, meta, threads), "torch")
+    with loading_model(folder, weights_file):
+        return LoadedModel(folder, meta, TorchRunner(folder / weights_file, meta, threads), "torch")

@@ -22,6 +22,26 @@ def combine(member_probs: np.ndarray, weights: np.ndarray, temperature: float) -
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def cascade_threshold(signal_probs: np.ndarray, full_probs: np.ndarray, max_changed: int = 0) -> float:
+    """Lowest exit threshold on the signal views' top probability at which exiting changes at most
+    ``max_changed`` of the full ensemble's predictions (both (records, classes), held out).
+
+    Records exit when their top signal probability is above the threshold, which sits at the
+    confidence of the most confident record whose exit would change one prediction too many (0: every
+    record may exit).
+    """
+    confidence = signal_probs.max(axis=1)
+    changed = signal_probs.argmax(axis=1) != full_probs.argmax(axis=1)
+    order = np.argsort(-confidence, kind="stable")
+    too_many = np.flatnonzero(np.cumsum(changed[order]) > max_changed)
+    return float(confidence[order[too_many[0]]]) if len(too_many) else 0.0
+
+
+def cascade_exits(signal_probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Records whose signal views decide alone: top probability above ``threshold``."""
+    return signal_probs.max(axis=1) > threshold
+
+
 def fit_combiner(member_probs: np.ndarray, labels: np.ndarray, views: list[int],
                  fit_weights: bool = True) -> tuple[np.ndarray, float]:
     """Per-view weights (members of one view share theirs equally) and a temperature that

@@ -141,6 +141,25 @@ def combine_views(member_probs: np.ndarray, labels: np.ndarray, views: list[int]
     return rows, weights, temperature, combine(member_probs[rows], weights, temperature)
 
 
+def fit_cascade(member_probs: np.ndarray, rows: list[int], row_weights: np.ndarray, temperature: float,
+                full_probs: np.ndarray, is_signal: list[bool], max_changed: int) -> dict:
+    """The cascade's exit threshold on held-out probabilities (``rows`` of ``member_probs`` with
+    their combiner weights; ``is_signal`` per row: the view reads no scalogram) and what it does
+    there; ``{"skipped": why}`` when the chosen views are not a mix of signal and scalogram views."""
+    from pipeline.ecg.combine import cascade_exits, cascade_threshold, combine
+
+    signal = [i for i, flag in enumerate(is_signal) if flag]
+    if not signal or len(signal) == len(rows):
+        return {"skipped": "the chosen views are all " + ("scalogram" if not signal else "signal") + " views"}
+    weights = np.asarray(row_weights)[signal]
+    signal_probs = combine(member_probs[[rows[i] for i in signal]], weights / weights.sum(), temperature)
+    threshold = cascade_threshold(signal_probs, full_probs, max_changed)
+    exits = cascade_exits(signal_probs, threshold)
+    probs = np.where(exits[:, None], signal_probs, full_probs)
+    return {"threshold": threshold, "exit_fraction": float(exits.mean()),
+            "changed": int((probs.argmax(1) != full_probs.argmax(1)).sum()), "probs": probs}
+
+
 def choose_views(member_probs: np.ndarray, labels: np.ndarray, views: list[int], cfg: EcgConfig) -> list[dict]:
     """Every non-empty subset of views (or only all of them) scored on held-out probabilities,
     best first: highest accuracy, then lowest log-loss."""
@@ -217,6 +236,13 @@ def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress:
                                                                    cfg.model.view_weights == "fitted")
     if not np.isfinite(ensemble_probs).all():
         raise UserError("ensemble produced non-finite probabilities on the held-out records")
+    cascade = None
+    if cfg.model.cascade is not None:
+        cascade = fit_cascade(member_probs, rows, row_weights, temperature, ensemble_probs,
+                              [kinds[views[r]] != "scalogram" for r in rows], cfg.model.cascade.max_changed)
+        if "probs" in cascade:  # scored as it will predict
+            cascade["full_accuracy"] = float((ensemble_probs.argmax(1) == eval_labels).mean())
+            ensemble_probs = cascade.pop("probs")
     view_weight = {v: 0.0 for v in range(len(cfg.model.members))}
     for row, weight in zip(rows, row_weights):
         view_weight[views[row]] += float(weight)
@@ -256,8 +282,13 @@ def train_ensemble(cfg: EcgConfig, dataset, folder: Path, run_id: str, progress:
                   "ensemble": scored(ensemble_probs), "rule": scored(rule_probs), "members": member_reports,
                   "views": chosen, "selection": selection if cfg.model.select_views else None,
                   "weights": [float(w) for w in weights], "temperature": temperature,
-                  "refit": {r["key"]: r["seconds"] for r in published} if cfg.model.refit_members else None}
-    save_ensemble(folder, cfg, members, weights, temperature, {"run_id": run_id})
+                  "refit": {r["key"]: r["seconds"] for r in published} if cfg.model.refit_members else None,
+                  "cascade": cascade}
+    extra = {"run_id": run_id}
+    if cascade and "threshold" in cascade:
+        extra["cascade"] = {"members": [i for i, r in enumerate(published) if kinds[r["view"]] != "scalogram"],
+                            "threshold": cascade["threshold"]}
+    save_ensemble(folder, cfg, members, weights, temperature, extra)
     where = f"{len(splits)}-fold out-of-fold" if kfold else "validation part"
     plot_reliability(validation["ensemble"]["calibration"], folder / "reliability.png", f"{cfg.name}: {where}")
     return {"validation": validation, "device": str(resolve_device(cfg.train.device)), "parallel": parallel}

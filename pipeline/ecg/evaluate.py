@@ -28,7 +28,8 @@ def select_records(data: str | Path | list, only: str | Path | None, exclude: se
     wanted = read_record_list(only)
     chosen = [p for p in paths if p.name in wanted]
     if not chosen:
-        raise UserError(f"none of the {len(wanted)} records listed in {only} is in {data}")
+        where = ", ".join(map(str, data)) if isinstance(data, (list, tuple)) else str(data)
+        raise UserError(f"none of the {len(wanted)} records listed in {only} is in {where}")
     return chosen
 
 
@@ -98,11 +99,14 @@ def evaluate_folder(data: str | Path | list, model_spec: str | None, backend: st
                     only: str | Path | None = None, exclude: set[str] = frozenset(), progress: bool = True) -> dict:
     """:func:`evaluate_paths` on the records of ``data`` (restricted to ``only``, less ``exclude``),
     written to ``out`` (``report.json``, the plots, and ``report.html`` with explanations of the errors)."""
+    from pipeline.io.audio import check_writable_dir
+
     model = resolve_model(model_spec, backend=backend)
     paths = select_records(data, only, exclude)
+    if out is not None:  # before the records are scored, not after
+        check_writable_dir(out, what="report folder")
     report = evaluate_paths(model, paths, progress)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "report.json") as tmp:
             tmp.write_text(json.dumps(report, indent=2))
         plot_confusion(report["confusion"], model.meta["classes"], out / "confusion.png",

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from pipeline.ecg.bundle import WEIGHTS, LoadedModel, TorchRunner
-from pipeline.ecg.predict import predict_prepared
+from pipeline.ecg.predict import cascade_exits, member_probabilities, predict_prepared
 from pipeline.ecg.prepare import SIGNAL_RATE_HZ, PreparedRecord
 from pipeline.errors import UserError
 from pipeline.io.ecg import STANDARD_LEADS
@@ -40,8 +40,12 @@ class Explainer:
         self.nets = [(float(w), part.meta, _torch_network(part)) for w, part in zip(weights, parts)]
 
     def saliency(self, record: PreparedRecord, target: int) -> np.ndarray:
-        """(12, n_windows), non-negative, summing to 1: evidence for class ``target`` per lead-second."""
-        total = sum(weight * normalise(_network_saliency(net, meta, record, target)) for weight, meta, net in self.nets)
+        """(12, n_windows), non-negative, summing to 1: evidence for class ``target`` per lead-second
+        (for a record an ensemble's cascade lets its signal members decide, theirs alone)."""
+        nets = self.nets
+        if self.model.meta.get("cascade") and cascade_exits(self.model, member_probabilities(self.model, [record]))[0]:
+            nets = [self.nets[i] for i in self.model.meta["cascade"]["members"]]
+        total = sum(weight * normalise(_network_saliency(net, meta, record, target)) for weight, meta, net in nets)
         return normalise(total)
 
     def explain(self, record: PreparedRecord) -> dict:

@@ -147,6 +147,16 @@ def _ensemble_section(cfg: EcgConfig, metrics: dict) -> list[str]:
             "",
         ]
         title = "Validation part (used for early stopping and the combiner, so slightly optimistic):"
+    cascade = val.get("cascade")
+    if cascade and "threshold" in cascade:
+        lines += [f"Cascade: the views that read no scalogram decide alone when their combined top probability exceeds "
+                  f"{cascade['threshold']:.4f}, the lowest threshold at which at most {cfg.model.cascade.max_changed} "
+                  f"of the full ensemble's held-out predictions change ({cascade['changed']} did; "
+                  f"{_pct(cascade['exit_fraction'])} of the records exit, so the scalogram and its networks run for "
+                  f"the rest only). The ensemble rows below score the cascade; without it: "
+                  f"{_pct(cascade['full_accuracy'])}.", ""]
+    elif cascade:
+        lines += [f"Cascade: not used ({cascade['skipped']}).", ""]
     return lines + [
         title,
         "",

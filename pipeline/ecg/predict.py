@@ -6,6 +6,7 @@ No torch import on this path when the model has an ONNX export (cold start of
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.ecg.bundle import LoadedModel, load_bundle
-from pipeline.ecg.prepare import Needed, PreparedRecord, iter_prepared, one_blas_thread, pool_size, prepare_path
+from pipeline.ecg.prepare import (
+    Needed, PreparedRecord, complete_image, iter_prepared, one_blas_thread, pool_size, prepare_path,
+)
 from pipeline.errors import UserError
 from pipeline.labels import RhythmLabel
 from pipeline.models.rule import rule_predict
 from pipeline.transforms.rhythm import feature_vector_for_network
-from pipeline.transforms.scalogram import split_windows
+from pipeline.transforms.scalogram import ScalogramSpec, split_windows
 
 DEFAULT_MODEL = "ecg-default"
 
@@ -37,6 +40,8 @@ def resolve_model(spec: str | None, store=None, backend: str = "auto") -> Loaded
         return load_bundle(candidate, backend)
     if spec == "rule":
         return _builtin_rule()
+    if os.sep in spec and candidate.exists():
+        raise UserError(f"{spec} is a file; --model takes a model folder, NAME or NAME@RUN from the store, or 'rule'")
     name, _, run = spec.partition("@")
     validate_id(name, "model name")
     if run:
@@ -103,15 +108,60 @@ def predict_prepared(model: LoadedModel, records: list[PreparedRecord]) -> np.nd
 
 
 def member_probabilities(model: LoadedModel, records: list[PreparedRecord]) -> np.ndarray:
-    """(members, records, classes): each ensemble member's own probabilities."""
-    return np.stack([predict_prepared(member, records) for member in model.members])
+    """(members, records, classes): each ensemble member's own probabilities.
+
+    With a cascade and records whose image was deferred (prediction), the scalogram members run
+    only on the records the signal members leave uncertain, whose images are computed then; their
+    other entries stay NaN. Records prepared whole (evaluation, explanations) get every member.
+    """
+    cascade = model.meta.get("cascade")
+    if not cascade or all(record.image is not None for record in records):
+        return np.stack([predict_prepared(member, records) for member in model.members])
+    per_member = np.full((len(model.members), len(records), len(model.meta["classes"])), np.nan, np.float32)
+    for i in cascade["members"]:
+        per_member[i] = predict_prepared(model.members[i], records)
+    uncertain = np.flatnonzero(~cascade_exits(model, per_member))
+    if len(uncertain):
+        spec = ScalogramSpec.from_config(model.config.scalogram, model.config.preprocess.fs)
+        completed = [complete_image(records[k], spec) for k in uncertain]
+        for i, member in enumerate(model.members):
+            if i not in cascade["members"]:
+                per_member[i, uncertain] = predict_prepared(member, completed)
+    return per_member
+
+
+def cascade_exits(model: LoadedModel, per_member: np.ndarray) -> np.ndarray:
+    """(records,) True where the cascade's signal members decide alone (all False without a cascade)."""
+    from pipeline.ecg.combine import cascade_exits as above_threshold
+
+    cascade = model.meta.get("cascade")
+    if not cascade:
+        return np.zeros(per_member.shape[1], dtype=bool)
+    return above_threshold(_signal_probabilities(model, per_member), cascade["threshold"])
+
+
+def _signal_probabilities(model: LoadedModel, per_member: np.ndarray) -> np.ndarray:
+    """The cascade's signal members combined alone: their weights renormalised, the same temperature."""
+    from pipeline.ecg.combine import combine
+
+    chosen = model.meta["cascade"]["members"]
+    weights = np.asarray(model.meta["weights"])[chosen]
+    return combine(per_member[chosen], weights / weights.sum(), model.meta["temperature"])
 
 
 def ensemble_probabilities(model: LoadedModel, per_member: np.ndarray) -> np.ndarray:
-    """The ensemble's probabilities from its members' (its weights and temperature)."""
+    """The ensemble's probabilities from its members' (its weights and temperature); with a cascade,
+    the signal members' alone where they are confident enough."""
     from pipeline.ecg.combine import combine
 
-    return combine(per_member, np.asarray(model.meta["weights"]), model.meta["temperature"])
+    weights, temperature = np.asarray(model.meta["weights"]), model.meta["temperature"]
+    if not model.meta.get("cascade"):
+        return combine(per_member, weights, temperature)
+    exits = cascade_exits(model, per_member)
+    probabilities = _signal_probabilities(model, per_member)
+    if not exits.all():
+        probabilities[~exits] = combine(per_member[:, ~exits], weights, temperature)
+    return probabilities
 
 
 @dataclass
@@ -142,13 +192,17 @@ def score_paths(model: LoadedModel, paths: list[Path], batch: int = 64, progress
     a single-threaded copy of the model. The main process classifying while the workers prepared
     put four busy threads on two cores, and ONNX Runtime's parallel operators waited on the
     descheduled ones (1.4x slower, BENCHMARKS.md). Few records (or one core): this process, in
-    batches of ``batch``. Either way no record's inputs outlive its batch.
+    batches of ``batch``. Either way no record's inputs outlive its batch. A cascade's images are
+    computed only for the records its signal members leave uncertain, unless ``needed`` is given
+    (evaluation: every member scores every record; the labels are the same).
     """
+    defer = needed is None and bool(model.meta.get("cascade")) and model.needed.image
     needed = needed or model.needed
     workers = pool_size(len(paths))
     if workers <= 1:
         scored, pending = [], []
-        for path, record in zip(paths, iter_prepared(paths, model.config, workers=1, progress=progress, needed=needed)):
+        records = iter_prepared(paths, model.config, workers=1, progress=progress, needed=needed, defer_image=defer)
+        for path, record in zip(paths, records):
             pending.append((path, record))
             if len(pending) >= batch:
                 scored += _score_batch(model, pending)
@@ -160,11 +214,11 @@ def score_paths(model: LoadedModel, paths: list[Path], batch: int = 64, progress
     from tqdm.auto import tqdm
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    chunks = [(paths[i:i + WORKER_CHUNK], needed) for i in range(0, len(paths), WORKER_CHUNK)]
+    chunks = [(paths[i:i + WORKER_CHUNK], needed, defer) for i in range(0, len(paths), WORKER_CHUNK)]
     scored = []
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                              initializer=_load_worker_model, initargs=(_worker_spec(model),)) as pool, \
-            tqdm(total=len(paths), desc="score records", unit="record", disable=not progress, leave=False) as bar:
+            tqdm(total=len(paths), desc="score records", unit="record", disable=not progress or None, leave=False) as bar:
         for part in pool.map(_score_chunk, chunks):
             scored += part
             bar.update(len(part))
@@ -204,13 +258,13 @@ def _load_worker_model(spec: tuple) -> None:
     _WORKER["model"] = spec[1] if spec[0] == "model" else load_bundle(Path(spec[0]), spec[1], threads=1)
 
 
-def _score_chunk(chunk: tuple[list[Path], Needed]) -> list[ScoredRecord]:
+def _score_chunk(chunk: tuple[list[Path], Needed, bool]) -> list[ScoredRecord]:
     model = _WORKER["model"]
-    paths, needed = chunk
+    paths, needed, defer = chunk
     pending = []
     for path in paths:
         try:
-            pending.append((path, prepare_path(path, model.config, needed=needed)))
+            pending.append((path, prepare_path(path, model.config, needed=needed, defer_image=defer)))
         except UserError as exc:
             pending.append((path, exc))
     return _score_batch(model, pending)

@@ -93,6 +93,13 @@ def prepare_record(
     return PreparedRecord(record.name, image, slow, features, rhythm_label(record.dx_codes), note, pending)
 
 
+def complete_image(record: PreparedRecord, spec: ScalogramSpec) -> PreparedRecord:
+    """Compute a deferred image in this process (a cascade's uncertain records); returns the record."""
+    if record.image is None:
+        record.image, record.pending = stacked_scalogram(record.pending, spec), None
+    return record
+
+
 def feature_cache_dir(store) -> Path:
     """Base folder of the scalogram cache: the store's ``features/ecg`` when the store is a folder,
     else this machine's copy of it (under the temp dir), which ``pipeline.ecg.feature_store``
@@ -308,11 +315,11 @@ def iter_prepared(
     workers = pool_size(len(paths), workers)
     jobs = [(path, cfg, cache_dir, needed, defer_image) for path in paths]
     if workers <= 1:
-        yield from map(_prepare_or_error, tqdm(jobs, desc="prepare records", disable=not progress, leave=False))
+        yield from map(_prepare_or_error, tqdm(jobs, desc="prepare records", disable=not progress or None, leave=False))
         return
     import multiprocessing
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=one_blas_thread) as pool:
         results = pool.map(_prepare_or_error, jobs, chunksize=8)
-        yield from tqdm(results, total=len(jobs), desc="prepare records", disable=not progress, leave=False)
+        yield from tqdm(results, total=len(jobs), desc="prepare records", disable=not progress or None, leave=False)

@@ -13,7 +13,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, read_user_text
 from pipeline.labels import FLUTTER_CODE
 
 
@@ -34,7 +34,7 @@ def read_record_list(path: str | Path) -> set[str]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"record list not found: {path}")
-    names = {line.split("#", 1)[0].strip() for line in path.read_text().splitlines()}
+    names = {line.split("#", 1)[0].strip() for line in read_user_text(path, "record list").splitlines()}
     return {name for name in names if name}
 
 

@@ -92,7 +92,8 @@ def dataset_from_paths(paths: list[Path], cfg: EcgConfig, store=None, progress: 
             records.append(prepared)
             rows.append(position)
     if not records:
-        raise UserError(f"no usable labelled records in {source or 'the given records'} ({len(skipped)} skipped)")
+        where = ", ".join(map(str, source)) if isinstance(source, (list, tuple)) else source
+        raise UserError(f"no usable labelled records in {where or 'the given records'} ({len(skipped)} skipped)")
     rows = np.array(rows)
     in_bank = bank.array is not None and bool(bank.filled[rows].all())
     return EcgDataset(records, skipped, list(held_out or []), bank.array if in_bank else None,

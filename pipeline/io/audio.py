@@ -345,5 +345,17 @@ def check_writable_dir(folder: str | os.PathLike, what: str = "output folder") -
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise UserError(f"{what} {folder} is not writable: {blocker} is a file, not a folder") from exc
         raise UserError(f"{what} {folder} is not writable ({exc.strerror or exc})") from exc
     return folder
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Prove a file can be written at ``path`` (its folder created if needed) before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder; give a file name")
+    check_writable_dir(path.parent, what=f"folder of the {what}")
+    return path

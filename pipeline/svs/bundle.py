@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, loading_model, read_user_json
 from pipeline.svs.config import SvsConfig
 
 META = "model.json"
@@ -162,22 +162,26 @@ def load_bundle(folder: Path, backend: str = "auto", run_id: str | None = None) 
     meta_path = folder / META
     if not meta_path.is_file():
         raise UserError(f"{folder} is not a separator model folder (no {META})")
-    meta = json.loads(meta_path.read_text())
+    meta = read_user_json(meta_path, "model description")
     if meta.get("task") != "svs":
         raise UserError(f"{folder} holds a {meta.get('task')!r} model, not a separator")
     if backend not in ("auto", "onnx", "torch"):
         raise UserError(f"unknown backend {backend!r}; use auto, onnx or torch")
     run = run_id or meta.get("run_id") or folder.name
     if backend in ("auto", "onnx") and (folder / ONNX).is_file():
-        patch = 9 if meta["model_name"] == "lin2018" else None
-        return LoadedSeparator(folder, meta, OnnxRunner(folder / ONNX, meta["model_name"], patch), run)
+        with loading_model(folder, ONNX):
+            patch = 9 if meta["model_name"] == "lin2018" else None
+            return LoadedSeparator(folder, meta, OnnxRunner(folder / ONNX, meta["model_name"], patch), run)
     if backend == "onnx":
         raise UserError(f"{folder} has no {ONNX}; use the torch backend")
+    if not (folder / WEIGHTS).is_file():
+        raise UserError(f"{folder} has no {WEIGHTS}")
     import torch
 
-    model = build_model(meta)
-    model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
-    return LoadedSeparator(folder, meta, TorchRunner(model), run)
+    with loading_model(folder, WEIGHTS):
+        model = build_model(meta)
+        model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
+        return LoadedSeparator(folder, meta, TorchRunner(model), run)
 
 
 def resolve_model(spec: str | os.PathLike | None, store=None, backend: str = "auto") -> LoadedSeparator:
@@ -190,7 +194,7 @@ def resolve_model(spec: str | os.PathLike | None, store=None, backend: str = "au
     text = str(spec) if spec is not None else DEFAULT_MODEL
     if spec is not None and (os.sep in text or Path(text).is_dir()):
         if not Path(text).is_dir():
-            raise UserError(f"model folder not found: {text}")
+            raise UserError(f"{text} is a file, not a model folder" if Path(text).exists() else f"model folder not found: {text}")
         return load_bundle(Path(text), backend)
     name, _, run = text.partition("@")
     validate_id(name, "model name")

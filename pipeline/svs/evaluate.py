@@ -214,6 +214,10 @@ def evaluate_separator(data, model=None, out=None, *, subset: str = "all", progr
             raise UserError(f"none of the model's {len(held)} {subset} tracks are under {data}")
     elif subset != "all":
         raise UserError(f"unknown subset {subset!r}; use all, val or test")
+    if out is not None:  # before the tracks are separated, not after
+        from pipeline.io.audio import check_writable_dir
+
+        check_writable_dir(out, what="report folder")
     if full_band:
         from pipeline.svs.fullband import evaluate_tracks_fullband
 
