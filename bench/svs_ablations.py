@@ -7,7 +7,10 @@ bundled default's inference settings (threshold 0.2, chunks at -26 dBFS). Runs g
 store (``--store``), never the repo's. Variants train ``--jobs`` at a time, one torch thread each;
 ``--seeds N`` trains every cell with seeds 0..N-1 (one seed moves a cell by a few tenths of a dB).
 
-    python bench/svs_ablations.py --store /tmp/svs-ablations --jobs 2 [--seeds 3]
+    python bench/svs_ablations.py --store /tmp/svs-ablations --jobs 2 [--seeds 3] [--variants hourglass]
+
+The rows trained are merged into ``--out`` when it exists (same budget): a (variant, held-out
+singer, seed) trained again replaces its old row, every other row is kept.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ VARIANTS = {
     "base": {},
     "level": {"train.input_rms_db": -26.0},
     "deep": {"model.args.convs": 2},
+    # replaces model.args whole: fcn's channels/convs do not reach the hourglass
+    "hourglass": {"model.name": "hourglass", "model.args": {"stacks": 4, "channels": 32, "depth": 4, "stem_levels": 2}},
 }
 DIRECTIONS = {"amy": "svs-singer-amy.yaml", "abjones": "svs-singer-abjones.yaml"}  # held-out singer -> config
 
@@ -75,32 +80,59 @@ def train(config: dict, store: Path, logs: Path) -> dict:
             "gnsdr": report["gnsdr"], "oracle_gnsdr": report["oracle_ibm"]["gnsdr"]}
 
 
+def summarise(runs: list[dict]) -> dict:
+    """Mean vocal GNSDR per variant over its scored runs, for variants scored in every direction."""
+    summary = {}
+    for v in dict.fromkeys(r["variant"] for r in runs):
+        scored = [r for r in runs if r["variant"] == v and "gnsdr" in r]
+        if {r["held_out"] for r in scored} == set(DIRECTIONS):
+            summary[v] = {"mean_gnsdr_vocals": round(float(np.mean([r["gnsdr"]["vocals"] for r in scored])), 3),
+                          "runs": len(scored)}
+    return summary
+
+
+def merge_results(previous: dict | None, new: dict) -> dict:
+    """``new`` rows over ``previous`` ones: same (variant, held_out, seed) replaced, others kept."""
+    if not previous:
+        return new
+    if previous.get("budget_min") != new["budget_min"] or previous.get("common") != new["common"]:
+        raise SystemExit(f"--out holds runs at another budget or inference setting "
+                         f"({previous.get('budget_min')} min, {previous.get('common')}); write to another --out")
+    key = lambda r: (r["variant"], r["held_out"], r.get("seed", 0))  # noqa: E731
+    fresh = {key(r) for r in new["runs"]}
+    runs = [r for r in previous["runs"] if key(r) not in fresh] + new["runs"]
+    return {**previous, "variants": {**previous.get("variants", {}), **new["variants"]},
+            "summary": summarise(runs), "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, required=True, help="store for the ablation runs (not the repo's)")
     parser.add_argument("--budget-min", type=float, default=12.0, help="stage-2 CPU minutes per run")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, default=1, help="seeds per (variant, direction)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "svs_ablations.json")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "svs_ablations.json",
+                        help="results JSON; the new rows are merged into it when it exists")
     args = parser.parse_args()
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else None
+    if previous:  # refuse a mismatched file before hours of training, not after
+        merge_results(previous, {"budget_min": args.budget_min, "common": COMMON, "variants": {}, "runs": []})
     logs = args.store / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     jobs = [(v, d, s) for v in args.variants for d in DIRECTIONS for s in range(args.seeds)]
     with ThreadPoolExecutor(args.jobs) as pool:
         done = pool.map(lambda job: train(variant_config(job[0], job[1], args.budget_min, job[2]), args.store, logs), jobs)
         runs = [{"variant": v, "held_out": d, "seed": s, **result} for (v, d, s), result in zip(jobs, done)]
-    summary = {}
     for v in args.variants:
-        scores = [r["gnsdr"]["vocals"] for r in runs if r["variant"] == v and "gnsdr" in r]
-        if len(scores) == len(DIRECTIONS) * args.seeds:
-            summary[v] = {"mean_gnsdr_vocals": round(float(np.mean(scores)), 3), "runs": len(scores)}
-        print(v, [round(x, 2) for x in scores])
-    out = {"machine": machine(), "budget_min": args.budget_min, "common": COMMON, "variants": VARIANTS,
-           "summary": summary, "runs": runs}
-    args.out.write_text(json.dumps(out, indent=1))
+        print(v, [round(r["gnsdr"]["vocals"], 2) for r in runs if r["variant"] == v and "gnsdr" in r])
+    new = {"machine": machine(), "budget_min": args.budget_min, "common": COMMON,
+           "variants": {v: VARIANTS[v] for v in args.variants}, "summary": summarise(runs), "runs": runs}
+    if previous:
+        for r in runs:
+            r["machine"] = new["machine"]  # the file's top-level machine is its first run's
+    args.out.write_text(json.dumps(merge_results(previous, new), indent=1))
     print(f"wrote {args.out}")
-
 
 if __name__ == "__main__":
     main()

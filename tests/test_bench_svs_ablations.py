@@ -45,3 +45,25 @@ def test_ensemble_of_a_model_with_itself_scores_as_the_model_and_mixes_probabili
         np.testing.assert_allclose(row["a + b"][i], row["a"][i])
         np.testing.assert_allclose(row["a"][i], row["b"][i])
     assert row["a"][0][0] > row["mixture"][0][0] + 1  # the network separates: vocal SDR above the mixture's
+
+
+def test_new_rows_merge_into_the_results_file_without_dropping_old_ones():
+    import pytest
+
+    from bench.svs_ablations import merge_results
+
+    def row(variant, held_out, score):
+        return {"variant": variant, "held_out": held_out, "seed": 0, "gnsdr": {"vocals": score}}
+
+    old = {"budget_min": 12.0, "common": {"a": 1}, "variants": {"base": {}}, "machine": "m0",
+           "runs": [row("base", "amy", 6.0), row("base", "abjones", 5.0)]}
+    new = {"budget_min": 12.0, "common": {"a": 1}, "variants": {"hg": {"x": 1}}, "machine": "m1",
+           "runs": [row("hg", "amy", 7.0), row("hg", "abjones", 6.0)]}
+    merged = merge_results(old, new)
+    assert [r["variant"] for r in merged["runs"]] == ["base", "base", "hg", "hg"]
+    assert merged["summary"] == {"base": {"mean_gnsdr_vocals": 5.5, "runs": 2}, "hg": {"mean_gnsdr_vocals": 6.5, "runs": 2}}
+    assert merged["variants"] == {"base": {}, "hg": {"x": 1}} and merged["machine"] == "m0"
+    rerun = merge_results(merged, {**new, "runs": [row("hg", "amy", 8.0)]})  # a rerun replaces its own row only
+    assert [r["gnsdr"]["vocals"] for r in rerun["runs"] if r["variant"] == "hg"] == [6.0, 8.0]
+    with pytest.raises(SystemExit, match="another budget"):
+        merge_results(old, {**new, "budget_min": 6.0})

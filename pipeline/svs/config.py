@@ -36,7 +36,7 @@ class SvsIbm(StrictModel):
 
 
 class SvsModel(StrictModel):
-    name: Literal["fcn", "lin2018"] = "fcn"
+    name: Literal["fcn", "hourglass", "lin2018"] = "fcn"
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the network.")
 
 
@@ -62,7 +62,7 @@ class SvsTrain(StrictModel):
     steps: int = Field(3000, ge=1, description="Cross-entropy steps against the IBM (stage 2).")
     time_budget_min: float | None = Field(None, gt=0, description="Stop stage 2 after this many minutes of process CPU time.")
     batch_size: int = Field(8, ge=1)
-    patch_frames: int = Field(128, ge=1, description="Frames per training patch (fcn); lin2018 uses 9.")
+    patch_frames: int = Field(128, ge=1, description="Frames per training patch (fcn, hourglass); lin2018 uses 9.")
     lr: float = Field(1e-3, gt=0)
     pretrain_lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
