@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -113,12 +114,33 @@ def _run_jobs(jobs: list[tuple[int, int, int]], parallel: int, progress: bool) -
     # children: Ctrl-C or SIGTERM must not leave members training in the background.
     context = multiprocessing.get_context("fork")
     results = []
-    with context.Pool(min(parallel, len(jobs)), initializer=_die_on_sigterm) as pool:
+    with _default_sigterm_while_forking():
+        pool = context.Pool(min(parallel, len(jobs)), initializer=_die_on_sigterm)
+    with pool:
         for result in pool.imap(_train_member, jobs):
             if progress:
                 print(f"member {result['key']}: best epoch {result['best_epoch']}, trained {result['seconds']} s", flush=True)
             results.append(result)
     return results
+
+
+@contextmanager
+def _default_sigterm_while_forking():
+    """Fork pool workers with SIGTERM's default action: a worker SIGTERMed before its initializer
+    ran still had the CLI's raising handler and could die holding the task queue's lock, leaving
+    the parent joining it forever (seen under load). Signal handlers belong to the main thread:
+    elsewhere (a flow's task thread) nothing is changed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _die_on_sigterm() -> None:
