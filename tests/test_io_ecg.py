@@ -180,3 +180,21 @@ def test_format16_fast_path_equals_wfdb(record, chapman_format):
     if fast is not None:
         np.testing.assert_array_equal(fast[0], reference[0])
         assert fast[1:] == reference[1:]
+
+
+@pytest.mark.parametrize(("gain", "unit"), [("1", "uV"), ("1000000", "V"), ("1", "μV")])
+def test_header_units_are_converted_to_millivolts(tmp_path, gain, unit):
+    """The same samples declared in uV or V (gain scaled to match) read as the same millivolts."""
+    reference = read_record(SAMPLE_ECG / "JS00007")
+    shutil.copy(SAMPLE_ECG / "JS00007.mat", tmp_path)
+    header = (SAMPLE_ECG / "JS00007.hea").read_text(encoding="utf-8").replace("1000/mV", f"{gain}/{unit}")
+    (tmp_path / "JS00007.hea").write_text(header, encoding="utf-8")
+    np.testing.assert_allclose(read_record(tmp_path / "JS00007").signal, reference.signal, rtol=1e-6)
+
+
+def test_a_lead_in_a_unit_that_is_not_a_voltage_is_refused(tmp_path):
+    shutil.copy(SAMPLE_ECG / "JS00007.mat", tmp_path)
+    header = (SAMPLE_ECG / "JS00007.hea").read_text().replace("1000/mV", "1000/mmHg", 1)
+    (tmp_path / "JS00007.hea").write_text(header)
+    with pytest.raises(UserError, match=r"lead I is recorded in 'mmHg', not a voltage"):
+        read_record(tmp_path / "JS00007")

@@ -127,7 +127,8 @@ def read_record(path: str | os.PathLike, *, max_seconds: float | None = None) ->
     _check_length(base, header, max_record_seconds() if max_seconds is None else max_seconds)
     _check_signal_files(base, header_path, header)
     parsed = _read_format16(base, header_text) or _read_with_wfdb(base, header_path)
-    signal, _, names, comments = parsed
+    signal, _, names, comments, units = parsed
+    signal = _in_millivolts(base, signal, names, units)
     _check_samples(base, signal, names)
     return EcgRecord(
         name=base.name,
@@ -137,6 +138,24 @@ def read_record(path: str | os.PathLike, *, max_seconds: float | None = None) ->
         dx_codes=_parse_dx(comments),
         path=str(base),
     )
+
+
+#: Millivolts per physical unit of a header's gain field (lower case; micro as u).
+_MILLIVOLTS_PER_UNIT = {"mv": 1.0, "uv": 1e-3, "nv": 1e-6, "v": 1e3}
+
+
+def _in_millivolts(base: Path, signal: np.ndarray, names: list[str], units: list[str]) -> np.ndarray:
+    """The signal scaled to millivolts from each lead's header units (a record in uV or V was read
+    as mV before: its amplitude-based checks, such as the flat-lead one, were off by 1000x)."""
+    factors = []
+    for name, unit in zip(names, units):
+        factor = _MILLIVOLTS_PER_UNIT.get(unit.strip().lower().replace("\u00b5", "u").replace("\u03bc", "u"))
+        if factor is None:
+            raise UserError(f"{base.name}: lead {name} is recorded in {unit!r}, not a voltage (mV, uV or V)")
+        factors.append(factor)
+    if all(factor == 1.0 for factor in factors):
+        return signal
+    return signal * np.asarray(factors, dtype=signal.dtype)[:, None]
 
 
 def _read_header(header_path: Path) -> str:
@@ -292,11 +311,11 @@ def _check_size(base: Path, signal_file: Path, lines: list[list[str]], n_samples
 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
-_GAIN = re.compile(rf"^({_NUMBER})(?:\((-?\d+)\))?(?:/\S+)?$")
+_GAIN = re.compile(rf"^({_NUMBER})(?:\((-?\d+)\))?(?:/(\S+))?$")
 
 
-def _read_format16(base: Path, header_text: str) -> tuple[np.ndarray, float, list[str], list[str]] | None:
-    """``(signal, fs, lead names, comments)`` of a single-file format-16 record, else None.
+def _read_format16(base: Path, header_text: str) -> tuple[np.ndarray, float, list[str], list[str], list[str]] | None:
+    """``(signal, fs, lead names, comments, units)`` of a single-file format-16 record, else None.
 
     Hand-written fast path for the common case (all Chapman/SPH records): wfdb's header
     parser spends ~4 ms of a ~5 ms read in pandas scalar lookups. Anything unusual (other
@@ -321,12 +340,13 @@ def _read_format16(base: Path, header_text: str) -> tuple[np.ndarray, float, lis
     if len(files) != 1 or None in formats or len({m.group(1) for m in formats}) != 1:
         return None
     offset = int(next(iter(formats)).group(1) or 0)
-    gains, baselines = [], []
+    gains, baselines, units = [], [], []
     for f in signal_lines:
         match = _GAIN.fullmatch(f[2])
         if match is None or float(match.group(1)) == 0 or not re.fullmatch(r"-?\d+", f[4]):
             return None
         gains.append(float(match.group(1)))
+        units.append(match.group(3) or "mV")  # WFDB: no units field means millivolts
         baselines.append(int(match.group(2)) if match.group(2) is not None else int(f[4]))
     signal_file = base.parent / next(iter(files))
     try:
@@ -338,10 +358,10 @@ def _read_format16(base: Path, header_text: str) -> tuple[np.ndarray, float, lis
     signal = (digital - np.array(baselines)[:, None]) / np.array(gains)[:, None]
     signal[digital == -32768] = np.nan
     names = [" ".join(f[8:]) for f in signal_lines]
-    return signal.astype(np.float32), float(fs), names, comments
+    return signal.astype(np.float32), float(fs), names, comments, units
 
 
-def _read_with_wfdb(base: Path, header_path: Path) -> tuple[np.ndarray, float, list[str], list[str]]:
+def _read_with_wfdb(base: Path, header_path: Path) -> tuple[np.ndarray, float, list[str], list[str], list[str]]:
     """Any WFDB record through ``wfdb.rdrecord``, with a one-line error for every failure."""
     wfdb = _import_wfdb()
     try:
@@ -361,7 +381,8 @@ def _read_with_wfdb(base: Path, header_path: Path) -> tuple[np.ndarray, float, l
             "(truncated file or header mismatch)"
         )
     names = list(record.sig_name or [f"ch{i}" for i in range(signal.shape[1])])
-    return signal.T.astype(np.float32), float(record.fs), names, list(record.comments or [])
+    units = [unit or "mV" for unit in (record.units or ["mV"] * signal.shape[1])]
+    return signal.T.astype(np.float32), float(record.fs), names, list(record.comments or []), units
 
 
 def _diagnose(wfdb, base: Path, header_path: Path) -> None:
