@@ -40,6 +40,8 @@ VARIANTS = {
     "deep": {"model.args.convs": 2},
     # replaces model.args whole: fcn's channels/convs do not reach the hourglass
     "hourglass": {"model.name": "hourglass", "model.args": {"stacks": 4, "channels": 32, "depth": 4, "stem_levels": 2}},
+    # multi-resolution input: 512- and 2048-point STFTs as extra channels beside the 1024-point one
+    "multires": {"stft.extra_windows": [512, 2048]},
 }
 DIRECTIONS = {"amy": "svs-singer-amy.yaml", "abjones": "svs-singer-abjones.yaml"}  # held-out singer -> config
 

@@ -190,3 +190,45 @@ def test_tiny_hourglass_learns_a_separable_toy_problem():
     first, last, accuracy = fit_toy(model, x, y, lr=2e-2)
     assert last < 0.5 * first
     assert accuracy > 0.9
+
+
+@pytest.mark.parametrize("name,args", [("fcn", {"channels": (4, 8, 8)}),
+                                       ("hourglass", {"stacks": 2, "channels": 8, "depth": 2, "stem_levels": 1})])
+def test_multiresolution_networks_take_channels_and_return_one_mask(name, args):
+    model = create_separator(name, 65, in_channels=3, **args).eval()
+    single = create_separator(name, 65, **args)
+    assert count_parameters(model) > count_parameters(single)
+    x = torch.randn(2, 3, 65, 37)
+    with torch.no_grad():
+        assert model(x).shape == (2, 65, 37)
+    with pytest.raises(Exception, match="lin2018 takes one input channel"):
+        create_separator("lin2018", 65, in_channels=3)
+
+
+def test_multiresolution_bundle_exports_trains_and_separates(tmp_path):
+    """A model with stft.extra_windows: training batches, ONNX = torch, separation through ONNX."""
+    from pipeline.errors import UserError
+    from pipeline.svs.bundle import load_bundle, save_bundle
+    from pipeline.svs.config import SvsAugment
+    from pipeline.svs.data import PatchSampler
+    from pipeline.svs.separate import separate_array, voice_mask
+    from pipeline.svs.spectral import stft
+    from pipeline.svs.train import _batch_tensors
+
+    base = tiny_config().model_dump()
+    cfg = type(tiny_config()).model_validate({**base, "stft": {**base["stft"], "extra_windows": [128, 512]}})
+    voice, acc = toy_stems(1.0)
+    sampler = PatchSampler([(voice, acc)], 64, 32, SvsAugment(shift_p=1.0), seed=0)
+    mix, vfeat, label, _ = _batch_tensors(sampler, cfg, 2)
+    assert mix.shape == vfeat.shape == (2, 3, 129, 32) and label.shape == (2, 129, 32)
+    torch.manual_seed(0)
+    model = create_separator(cfg.model.name, cfg.stft.n_bins, in_channels=cfg.stft.in_channels, **cfg.model.args)
+    save_bundle(tmp_path / "mr", cfg, model, extra={"run_id": "mr-run"})
+    feats = np.random.default_rng(0).random((1, 3, 129, 41)).astype(np.float32)
+    by_onnx, by_torch = (load_bundle(tmp_path / "mr", b).runner.mask_logits(feats) for b in ("onnx", "torch"))
+    assert by_onnx.shape == (1, 129, 41) and np.allclose(by_onnx, by_torch, atol=1e-4)
+    sep = load_bundle(tmp_path / "mr", "onnx")
+    audio = (voice + acc)[None, :8000]
+    assert separate_array(audio, sep).shape == audio.shape
+    with pytest.raises(UserError, match="multi-resolution"):
+        voice_mask(stft(audio, cfg.stft), sep)

@@ -76,3 +76,42 @@ def test_threshold_wiener_and_features():
     assert soft.tolist() == pytest.approx([0.0, 0.5, 1.0], abs=1e-6)
     mag = np.array([0.0, 1.0, 3.0], dtype=np.float32)
     assert np.allclose(spectral.features(mag, "log"), features(torch.from_numpy(mag), "log").numpy())
+
+
+def test_multiresolution_input_is_the_same_in_numpy_and_torch():
+    """stft.extra_windows: separation (NumPy) feeds the network what training (torch) fed it."""
+    from pipeline.svs.transforms import network_input, resolutions
+
+    cfg = SvsStft(extra_windows=[512, 2048])
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((2, 5000)) * 0.1).astype(np.float32)
+    ours = spectral.network_input(x, np.abs(spectral.stft(x, cfg)), cfg, gain=0.5)
+    reference = network_input([(0.5 * stft(torch.from_numpy(x), r)).abs() for r in resolutions(cfg)], cfg).numpy()
+    assert ours.shape == reference.shape == (2, 3, cfg.n_bins, n_frames(5000, cfg))
+    assert np.abs(ours - reference).max() < 1e-5 * np.abs(reference).max()
+    assert np.allclose(ours[:, 0], spectral.features(0.5 * np.abs(spectral.stft(x, cfg)), "log"), atol=1e-6)
+    wide = spectral.features(0.5 * np.abs(spectral.stft(x, cfg.extra(2048))), "log")
+    assert np.allclose(ours[:, 2], wide[:, ::2], atol=1e-6)  # 2048 points: every other bin lands on a main bin
+    t = np.arange(8000) / 16000
+    tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)[None]  # main bin 64 at every resolution
+    peaks = spectral.network_input(tone, np.abs(spectral.stft(tone, cfg)), cfg)[0, :, :, 10:-10].mean(-1).argmax(-1)
+    assert peaks.tolist() == [64, 64, 64]
+    single = SvsStft()
+    mag = np.abs(spectral.stft(x, single))
+    assert np.array_equal(spectral.network_input(x, mag, single), spectral.features(mag, "log"))
+
+
+def test_extra_windows_are_checked_and_absent_from_single_resolution_configs():
+    from pydantic import ValidationError
+
+    from pipeline.config import config_hash
+    from pipeline.svs.config import SvsConfig
+
+    assert "extra_windows" not in SvsConfig().model_dump()["stft"]  # hashes, work folders, model.json unchanged
+    assert config_hash(SvsConfig()) == config_hash(SvsConfig.model_validate({"stft": {"extra_windows": []}}))
+    assert SvsConfig.model_validate({"stft": {"extra_windows": [512]}}).model_dump()["stft"]["extra_windows"] == [512]
+    for bad in ([511], [128]):
+        with pytest.raises(ValidationError, match="even and >= hop"):
+            SvsStft(extra_windows=bad)
+    with pytest.raises(ValidationError, match="lin2018"):
+        SvsConfig.model_validate({"stft": {"extra_windows": [512]}, "model": {"name": "lin2018"}})

@@ -50,10 +50,13 @@ def save_bundle(folder: Path, cfg: SvsConfig, model, extra: dict | None = None, 
 
 
 def export_onnx(model, path: Path, cfg: SvsConfig) -> bool:
-    """Export with dynamic batch (and frames for ``fcn``); refuse an export that disagrees."""
+    """Export with dynamic batch (and frames for ``fcn``/``hourglass``); refuse an export that disagrees.
+
+    A multi-resolution model (``stft.extra_windows``) takes ``(batch, channels, bins, frames)``."""
     import torch
 
     n_bins = cfg.stft.n_bins
+    lead = () if cfg.stft.in_channels == 1 else (cfg.stft.in_channels,)
     if cfg.model.name == "lin2018":
         from torch import nn
 
@@ -68,15 +71,15 @@ def export_onnx(model, path: Path, cfg: SvsConfig) -> bool:
         wrapped, x = _Centre(model).eval(), torch.randn(3, n_bins, model.patch_frames)
         axes = {"x": {0: "batch"}, "logits": {0: "batch"}}
     else:
-        wrapped, x = model, torch.randn(1, n_bins, 37)
-        axes = {"x": {0: "batch", 2: "frames"}, "logits": {0: "batch", 2: "frames"}}
+        wrapped, x = model, torch.randn(1, *lead, n_bins, 37)
+        axes = {"x": {0: "batch", x.dim() - 1: "frames"}, "logits": {0: "batch", 2: "frames"}}
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapped, (x,), str(path), input_names=["x"], output_names=["logits"],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
-    check = x if cfg.model.name == "lin2018" else torch.randn(2, n_bins, 101)
+    check = x if cfg.model.name == "lin2018" else torch.randn(2, *lead, n_bins, 101)
     with torch.no_grad():
         expected = wrapped(check).numpy()
     got = OnnxRunner(path, cfg.model.name, getattr(model, "patch_frames", None))._call(check.numpy())
@@ -111,7 +114,7 @@ class OnnxRunner:
         return self.session.run(["logits"], {"x": x.astype(np.float32)})[0]
 
     def mask_logits(self, feats: np.ndarray) -> np.ndarray:
-        """``(1, bins, frames)`` features -> ``(1, bins, frames)`` voice logits."""
+        """``(1, [channels,] bins, frames)`` features -> ``(1, bins, frames)`` voice logits."""
         if self.model_name == "lin2018":
             from pipeline.svs.models import slide_centre
 
@@ -153,7 +156,8 @@ class LoadedSeparator:
 def build_model(meta: dict):
     from pipeline.svs.models import create_separator
 
-    return create_separator(meta["model_name"], meta["n_bins"], **meta["model_args"])
+    windows = meta.get("config", {}).get("stft", {}).get("extra_windows", [])
+    return create_separator(meta["model_name"], meta["n_bins"], in_channels=1 + len(windows), **meta["model_args"])
 
 
 def load_bundle(folder: Path, backend: str = "auto", run_id: str | None = None) -> LoadedSeparator:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from pipeline.config import StrictModel
 
@@ -16,6 +16,11 @@ class SvsStft(StrictModel):
     hop: int = Field(256, ge=16, description="Hop between frames (samples).")
     features: Literal["log", "linear"] = Field("log", description="log1p(log_scale * |S|) or |S| as network input.")
     log_scale: float = Field(1.0, gt=0, description="Gain inside log1p: larger values compress quiet bins less linearly.")
+    extra_windows: list[int] = Field(
+        default_factory=list,
+        description="Multi-resolution input: window lengths (samples, even, >= hop) of extra STFTs "
+                    "(n_fft = window, same hop, centred like the main one) whose features, linearly "
+                    "interpolated along frequency onto the main bins, are extra input channels; [] = off.")
 
     @model_validator(mode="after")
     def _check(self) -> "SvsStft":
@@ -23,7 +28,30 @@ class SvsStft(StrictModel):
             raise ValueError("win_length must not exceed n_fft")
         if self.hop > self.win_length:
             raise ValueError("hop must not exceed win_length")
+        for w in self.extra_windows:
+            if w % 2 or w < self.hop:
+                raise ValueError(f"extra_windows: {w} must be even and >= hop ({self.hop}) so its frames "
+                                 "line up with the main STFT's")
         return self
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_extras(self, handler):
+        """Leave ``extra_windows`` out while empty: single-resolution configs (and their hashes,
+        work folders and bundled ``model.json``) read exactly as before the option existed."""
+        data = handler(self)
+        if not self.extra_windows:
+            data.pop("extra_windows", None)
+        return data
+
+    @property
+    def in_channels(self) -> int:
+        """Network input channels: the main STFT plus one per extra window."""
+        return 1 + len(self.extra_windows)
+
+    def extra(self, window: int) -> "SvsStft":
+        """The STFT of one extra window: ``n_fft = win_length = window``, the main hop and rate."""
+        return SvsStft(sample_rate=self.sample_rate, n_fft=window, win_length=window, hop=self.hop,
+                       features=self.features, log_scale=self.log_scale)
 
     @property
     def n_bins(self) -> int:
@@ -96,6 +124,8 @@ class SvsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_levels(self) -> "SvsConfig":
+        if self.stft.extra_windows and self.model.name == "lin2018":
+            raise ValueError("stft.extra_windows (multi-resolution input) needs model fcn or hourglass, not lin2018")
         if self.train.input_rms_db is not None and self.separate.input_rms_db is None:
             raise ValueError("train.input_rms_db needs separate.input_rms_db: a network trained at one level "
                              "must be fed that level")

@@ -1,7 +1,8 @@
 """Mask networks by name: ``fcn`` (fast default), ``hourglass`` and ``lin2018`` (the paper's CNN).
 
 Every network maps mixture features ``(batch, bins, frames)`` to voice-mask logits of the
-same shape. Stage 1 (autoencoder pre-training) uses the same forward pass as a regressor of
+same shape; ``fcn`` and ``hourglass`` built with ``in_channels=C > 1`` (multi-resolution input,
+``stft.extra_windows``) take ``(batch, C, bins, frames)`` and still return ``(batch, bins, frames)``. Stage 1 (autoencoder pre-training) uses the same forward pass as a regressor of
 voice features; stage 2 reads the output as logits for sigmoid cross-entropy against the IBM.
 
 * ``fcn`` is fully convolutional: one pass classifies every bin of a whole chunk.
@@ -30,13 +31,31 @@ def register(name: str):
     return wrap
 
 
-def create_separator(name: str, n_bins: int, **args) -> nn.Module:
-    """Build a registered mask network for spectrograms with ``n_bins`` frequency bins."""
-    if name not in _REGISTRY:
-        from pipeline.errors import UserError
+def create_separator(name: str, n_bins: int, in_channels: int = 1, **args) -> nn.Module:
+    """Build a registered mask network for spectrograms with ``n_bins`` frequency bins and
+    ``in_channels`` input channels (1: the ``(batch, bins, frames)`` input every bundle has)."""
+    from pipeline.errors import UserError
 
+    if name not in _REGISTRY:
         raise UserError(f"unknown separator model {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
+    if in_channels != 1:
+        if name == "lin2018":
+            raise UserError("lin2018 takes one input channel; multi-resolution input needs fcn or hourglass")
+        args["in_channels"] = in_channels
     return _REGISTRY[name](n_bins=n_bins, **args)
+
+
+def _input_affine(module: nn.Module, n_bins: int, in_channels: int) -> None:
+    """Learnt per-bin (and per-channel) input scale and bias; one channel keeps the ``(bins, 1)``
+    shape every bundled model was saved with."""
+    shape = (n_bins, 1) if in_channels == 1 else (in_channels, n_bins, 1)
+    module.input_scale = nn.Parameter(torch.ones(shape))
+    module.input_bias = nn.Parameter(torch.zeros(shape))
+
+
+def _scaled_input(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``(batch, bins, frames)`` or ``(batch, C, bins, frames)`` -> ``(batch, C, bins, frames)``, scaled."""
+    return (x if x.dim() == 4 else x.unsqueeze(1)) * module.input_scale + module.input_bias
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -77,21 +96,22 @@ class FcnMasker(nn.Module):
         n_bins: frequency bins of the input.
         channels: channels per level; each level after the first halves both axes.
         convs: 3x3 convolutions per level (after the down-sampling one).
+        in_channels: input channels (> 1: ``(batch, C, bins, frames)`` multi-resolution features).
 
     Any number of frames is accepted (decoder outputs are cropped to the skip's size).
     """
 
     patch_frames: int | None = None
 
-    def __init__(self, n_bins: int, channels: tuple[int, ...] = (16, 32, 64, 128), convs: int = 1):
+    def __init__(self, n_bins: int, channels: tuple[int, ...] = (16, 32, 64, 128), convs: int = 1,
+                 in_channels: int = 1):
         super().__init__()
         self.n_bins = n_bins
         channels = tuple(channels)
-        self.input_scale = nn.Parameter(torch.ones(n_bins, 1))
-        self.input_bias = nn.Parameter(torch.zeros(n_bins, 1))
+        _input_affine(self, n_bins, in_channels)
         self.down = nn.ModuleList()
         for i, c in enumerate(channels):
-            first = _block(1 if i == 0 else channels[i - 1], c, stride=1 if i == 0 else 2)
+            first = _block(in_channels if i == 0 else channels[i - 1], c, stride=1 if i == 0 else 2)
             self.down.append(nn.Sequential(first, *[_block(c, c) for _ in range(convs)]))
         self.up = nn.ModuleList()
         self.merge = nn.ModuleList()
@@ -101,8 +121,8 @@ class FcnMasker(nn.Module):
         self.head = nn.Conv2d(channels[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, bins, frames)`` features -> ``(batch, bins, frames)`` logits."""
-        h, skips = _encode(self.down, (x * self.input_scale + self.input_bias).unsqueeze(1))
+        """``(batch, [C,] bins, frames)`` features -> ``(batch, bins, frames)`` logits."""
+        h, skips = _encode(self.down, _scaled_input(self, x))
         return self.head(_decode(self.up, self.merge, h, skips)).squeeze(1)
 
     def mask_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,6 +187,7 @@ class StackedHourglass(nn.Module):
         channels: feature channels in the hourglasses (the stem halves them per level above).
         depth: down-sampling levels per hourglass.
         stem_levels: stride-2 stem levels before the stacks (0: the stacks run at full resolution).
+        in_channels: input channels (> 1: ``(batch, C, bins, frames)`` multi-resolution features).
 
     Any number of bins and frames is accepted (max-pooling rounds up, up-sampled maps are
     cropped to the skip's size). ``forward`` returns the final mask only, which is all the
@@ -176,15 +197,15 @@ class StackedHourglass(nn.Module):
 
     patch_frames: int | None = None
 
-    def __init__(self, n_bins: int, stacks: int = 2, channels: int = 32, depth: int = 4, stem_levels: int = 2):
+    def __init__(self, n_bins: int, stacks: int = 2, channels: int = 32, depth: int = 4, stem_levels: int = 2,
+                 in_channels: int = 1):
         super().__init__()
         if stacks < 1 or depth < 1 or stem_levels < 0 or channels >> stem_levels < 1:
             raise ValueError("hourglass needs stacks >= 1, depth >= 1, stem_levels >= 0 and channels >= 2**stem_levels")
         self.n_bins = n_bins
-        self.input_scale = nn.Parameter(torch.ones(n_bins, 1))
-        self.input_bias = nn.Parameter(torch.zeros(n_bins, 1))
+        _input_affine(self, n_bins, in_channels)
         widths = [channels >> (stem_levels - i) for i in range(stem_levels + 1)]
-        self.stem = nn.ModuleList([_block(1, widths[0])] + [_block(a, b, stride=2) for a, b in zip(widths, widths[1:])])
+        self.stem = nn.ModuleList([_block(in_channels, widths[0])] + [_block(a, b, stride=2) for a, b in zip(widths, widths[1:])])
         self.entry = _Residual(channels, channels)
         self.hourglasses = nn.ModuleList(_Hourglass(depth, channels) for _ in range(stacks))
         self.features = nn.ModuleList(
@@ -206,7 +227,7 @@ class StackedHourglass(nn.Module):
     def stack_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``(batch, bins, frames)`` features -> every stack's mask logits (at the stacks'
         resolution), then the final full-resolution ones (the last stack's when ``stem_levels`` is 0)."""
-        h, skips = _encode(self.stem, (x * self.input_scale + self.input_bias).unsqueeze(1))
+        h, skips = _encode(self.stem, _scaled_input(self, x))
         h = self.entry(h)
         outs, last = [], None
         for i, (hourglass, features, head) in enumerate(zip(self.hourglasses, self.features, self.heads)):

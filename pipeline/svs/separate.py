@@ -39,20 +39,24 @@ def input_gain(audio: np.ndarray, rms_db: float | None) -> float:
 
 
 def voice_mask(mix_spec: np.ndarray, sep: LoadedSeparator, threshold: float | None = None,
-               wiener: bool | None = None, gain: float = 1.0) -> np.ndarray:
+               wiener: bool | None = None, gain: float = 1.0, audio: np.ndarray | None = None) -> np.ndarray:
     """Voice mask in [0, 1] for a complex mixture spectrogram ``(channels, bins, frames)``.
 
     Probabilities below ``threshold`` (default: the model's; the paper's is 0.35) are zeroed; the rest
     are kept as soft gains (Lin et al. 2018). ``wiener`` applies the optional post-filter.
-    The network sees the magnitudes times ``gain`` (see :func:`input_gain`).
+    The network sees the magnitudes times ``gain`` (see :func:`input_gain`). A multi-resolution
+    model (``stft.extra_windows``) also needs the ``(channels, samples)`` ``audio`` of ``mix_spec``.
     """
-    from pipeline.svs.spectral import features, sigmoid, threshold_mask, wiener_mask
+    from pipeline.svs.spectral import network_input, sigmoid, threshold_mask, wiener_mask
 
     cfg = sep.config
     threshold = cfg.ibm.threshold if threshold is None else threshold
     wiener = cfg.separate.wiener if wiener is None else wiener
     mag = np.abs(mix_spec)
-    feats = features(mag if gain == 1.0 else gain * mag, cfg.stft.features, cfg.stft.log_scale).astype(np.float32)
+    if cfg.stft.extra_windows and audio is None:
+        raise UserError(f"{sep.name} takes multi-resolution input (stft.extra_windows); its mask needs the audio, "
+                        "not only the spectrogram")
+    feats = network_input(audio, mag, cfg.stft, gain)
     logits = np.concatenate([sep.runner.mask_logits(feats[c:c + 1]) for c in range(feats.shape[0])], axis=0)
     mask = threshold_mask(sigmoid(logits), threshold)
     if wiener:
@@ -73,7 +77,7 @@ def separate_array(audio: np.ndarray, sep: LoadedSeparator, threshold: float | N
     audio = np.asarray(audio, dtype=np.float32)
     spec = stft(audio, cfg)
     level = sep.config.separate.input_rms_db if input_rms_db is None else input_rms_db
-    mask = voice_mask(spec, sep, threshold, wiener, input_gain(audio, level))
+    mask = voice_mask(spec, sep, threshold, wiener, input_gain(audio, level), audio=audio)
     return istft(spec * mask, cfg, length=audio.shape[-1])
 
 

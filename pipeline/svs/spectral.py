@@ -59,6 +59,37 @@ def features(magnitude: np.ndarray, kind: str, log_scale: float = 1.0) -> np.nda
     return np.log1p(log_scale * magnitude) if kind == "log" else magnitude
 
 
+@lru_cache(maxsize=8)
+def bin_positions(window: int, n_fft: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation from the ``window // 2 + 1`` bins of a ``window``-point STFT onto the
+    ``n_fft // 2 + 1`` main bins (same frequencies in Hz): ``(lo, hi, weight of hi)`` per main bin."""
+    pos = np.arange(n_fft // 2 + 1) * (window / n_fft)
+    lo = np.minimum(np.floor(pos).astype(np.int64), window // 2)
+    hi = np.minimum(lo + 1, window // 2)
+    return lo, hi, (pos - lo).astype(np.float32)[:, None]
+
+
+def onto_main_bins(feats: np.ndarray, window: int, n_fft: int) -> np.ndarray:
+    """``(..., window // 2 + 1, frames)`` -> ``(..., n_fft // 2 + 1, frames)`` (:func:`bin_positions`)."""
+    lo, hi, w = bin_positions(window, n_fft)
+    return feats[..., lo, :] * (1 - w) + feats[..., hi, :] * w
+
+
+def network_input(audio: np.ndarray, mag: np.ndarray, cfg: SvsStft, gain: float = 1.0) -> np.ndarray:
+    """Network input of ``(..., samples)`` audio whose main STFT magnitude is ``mag``, its level
+    scaled by ``gain``: ``(..., bins, frames)`` features, or with ``cfg.extra_windows``
+    ``(..., channels, bins, frames)`` (main first, then each extra window's features interpolated
+    onto the main bins), as :func:`pipeline.svs.transforms.network_input`."""
+    main = features(mag if gain == 1.0 else gain * mag, cfg.features, cfg.log_scale).astype(np.float32)
+    if not cfg.extra_windows:
+        return main
+    channels = [main]
+    for window in cfg.extra_windows:
+        extra = gain * np.abs(stft(audio, cfg.extra(window)))
+        channels.append(onto_main_bins(features(extra, cfg.features, cfg.log_scale), window, cfg.n_fft))
+    return np.stack(channels, axis=-3).astype(np.float32)
+
+
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * logits))  # overflow-free logistic
 

@@ -51,27 +51,32 @@ class _Clock:
 
 def _batch_tensors(sampler, cfg: SvsConfig, size: int, device=None):
     """Mixture features, voice features, IBM labels and bin weights for one batch on ``device``,
-    ``(B, bins, frames)``; the STFT runs on the device too."""
+    ``(B, bins, frames)`` (features ``(B, channels, bins, frames)`` with ``stft.extra_windows``);
+    the STFTs run on the device too."""
     import torch
 
-    from pipeline.svs.transforms import features, ideal_binary_mask, stft
+    from pipeline.svs.transforms import ideal_binary_mask, network_input, resolutions, stft
 
     voice, acc = sampler.batch(size)
     if cfg.train.input_rms_db is not None:
         gain = patch_gains(voice + acc, cfg.train.input_rms_db)
         voice, acc = voice * gain, acc * gain
-    v = stft(torch.from_numpy(voice).to(device), cfg.stft)
+    res = resolutions(cfg.stft)  # the main STFT, then any extra windows (multi-resolution input)
+    vs = [stft(torch.from_numpy(voice).to(device), r) for r in res]
     aug = cfg.train.augment
     if aug.shift_p > 0:
         for i in range(size):
             if sampler.rng.random() < aug.shift_p:
-                v[i] = shift_spectrum(v[i], 2 ** (sampler.rng.uniform(*aug.shift_semitones) / 12))
-    a = stft(torch.from_numpy(acc).to(device), cfg.stft)
-    mix_mag = (v + a).abs()
-    mix_feat = features(mix_mag, cfg.stft.features, cfg.stft.log_scale)
-    voice_feat = features(v.abs(), cfg.stft.features, cfg.stft.log_scale)
-    label = ideal_binary_mask(v, a, cfg.ibm.smooth)
-    return mix_feat, voice_feat, label, bin_weights(mix_mag, cfg.train.loss_weight_power)
+                factor = 2 ** (sampler.rng.uniform(*aug.shift_semitones) / 12)
+                for v in vs:  # the same shift at every resolution
+                    v[i] = shift_spectrum(v[i], factor)
+    acc_t = torch.from_numpy(acc).to(device)
+    accs = [stft(acc_t, r) for r in res]
+    mix_mags = [(v + a).abs() for v, a in zip(vs, accs)]
+    mix_feat = network_input(mix_mags, cfg.stft)
+    voice_feat = network_input([v.abs() for v in vs], cfg.stft)
+    label = ideal_binary_mask(vs[0], accs[0], cfg.ibm.smooth)
+    return mix_feat, voice_feat, label, bin_weights(mix_mags[0], cfg.train.loss_weight_power)
 
 
 def patch_gains(mixture: np.ndarray, rms_db: float) -> np.ndarray:
@@ -156,7 +161,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
         f"(split by {cfg.split.by})")
     sr = cfg.stft.sample_rate
     waves = {k: [t.load(sr) for t in v] for k, v in split.items() if k != "test"}
-    model = create_separator(cfg.model.name, cfg.stft.n_bins, **cfg.model.args)
+    model = create_separator(cfg.model.name, cfg.stft.n_bins, in_channels=cfg.stft.in_channels, **cfg.model.args)
     if cfg.train.init_from:
         init_weights(model, cfg, split, store)
         say(f"initialised from {cfg.train.init_from}; stage 1 skipped")
@@ -202,7 +207,8 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     model.train()
     while state["stage"] == "pretrain" and state["step"] < cfg.train.pretrain_steps and not cfg.train.init_from:
         _, voice_feat, _, _ = _batch_tensors(sampler, cfg, cfg.train.batch_size, device)
-        loss = torch.nn.functional.mse_loss(model(voice_feat), voice_feat)
+        target = voice_feat[:, 0] if voice_feat.dim() == 4 else voice_feat  # multi-resolution: the main one
+        loss = torch.nn.functional.mse_loss(model(voice_feat), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -311,9 +317,11 @@ def init_weights(model, cfg: SvsConfig, split: dict, store) -> None:
 
     earlier = resolve_model(cfg.train.init_from, store, backend="torch")
     meta = earlier.meta
-    if (meta["model_name"], meta["model_args"], meta["n_bins"]) != (cfg.model.name, cfg.model.args, cfg.stft.n_bins):
+    windows = meta["config"]["stft"].get("extra_windows", [])
+    if (meta["model_name"], meta["model_args"], meta["n_bins"], windows) != (
+            cfg.model.name, cfg.model.args, cfg.stft.n_bins, cfg.stft.extra_windows):
         raise UserError(f"init_from {cfg.train.init_from}: its network ({meta['model_name']} {meta['model_args']}, "
-                        f"{meta['n_bins']} bins) differs from this config's")
+                        f"{meta['n_bins']} bins, extra windows {windows}) differs from this config's")
     trained = set(meta.get("split", {}).get("train", []))
     leaked = sorted(t.track_id for part in ("val", "test") for t in split[part] if t.track_id in trained)
     if leaked:

@@ -56,6 +56,29 @@ def features(magnitude: torch.Tensor, kind: str, log_scale: float = 1.0) -> torc
     return torch.log1p(log_scale * magnitude) if kind == "log" else magnitude
 
 
+def network_input(mags: list[torch.Tensor], cfg: SvsStft) -> torch.Tensor:
+    """Network input from the magnitudes of the main STFT then of each ``cfg.extra_windows`` STFT
+    (each ``(..., bins_r, frames)``): ``(..., bins, frames)`` features for a single-resolution
+    config, else ``(..., channels, bins, frames)`` with the extra features linearly interpolated
+    along frequency onto the main bins (NumPy twin: :func:`pipeline.svs.spectral.network_input`)."""
+    from pipeline.svs.spectral import bin_positions
+
+    main = features(mags[0], cfg.features, cfg.log_scale)
+    if not cfg.extra_windows:
+        return main
+    channels = [main]
+    for window, mag in zip(cfg.extra_windows, mags[1:], strict=True):
+        lo, hi, w = (torch.from_numpy(a).to(mag.device) for a in bin_positions(window, cfg.n_fft))
+        feat = features(mag, cfg.features, cfg.log_scale)
+        channels.append(feat[..., lo, :] * (1 - w) + feat[..., hi, :] * w)
+    return torch.stack(channels, dim=-3)
+
+
+def resolutions(cfg: SvsStft) -> list[SvsStft]:
+    """The main STFT config, then one per extra window."""
+    return [cfg] + [cfg.extra(w) for w in cfg.extra_windows]
+
+
 def ideal_binary_mask(
     voice: torch.Tensor, accompaniment: torch.Tensor, smooth: tuple[float, float] = (0.02, 0.98)
 ) -> torch.Tensor:
