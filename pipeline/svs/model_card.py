@@ -40,7 +40,9 @@ def write_model_card(path: Path, cfg, meta: dict, report: dict | None, data: str
         "",
         f"Singing-voice separator: a `{cfg.model.name}` network ({meta['n_parameters']:,} parameters) classifies "
         "every time-frequency bin of the mixture's magnitude spectrogram as voice or accompaniment "
-        "(Ideal Binary Mask target, sigmoid cross-entropy; Lin et al. 2018"
+        + (f"(it also reads the log-magnitude STFTs of {', '.join(map(str, cfg.stft.extra_windows))}-sample windows, "
+           "interpolated onto the main bins, as extra input channels) " if cfg.stft.extra_windows else "")
+        + "(Ideal Binary Mask target, sigmoid cross-entropy; Lin et al. 2018"
         + (f"; each bin's loss weighted by |mixture|^{cfg.train.loss_weight_power:g}" if cfg.train.loss_weight_power else "")
         + "), after autoencoder "
         "pre-training on voice spectrograms. At inference voice probabilities below "
