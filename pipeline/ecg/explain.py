@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from pipeline.ecg.bundle import WEIGHTS, LoadedModel, TorchRunner
-from pipeline.ecg.predict import cascade_exits, member_probabilities, predict_prepared
+from pipeline.ecg.predict import cascade_exits, ensemble_probabilities, member_probabilities, predict_prepared
 from pipeline.ecg.prepare import SIGNAL_RATE_HZ, PreparedRecord
 from pipeline.errors import UserError
 from pipeline.io.ecg import STANDARD_LEADS
@@ -39,21 +39,31 @@ class Explainer:
         weights = model.meta["weights"] if model.members else [1.0]
         self.nets = [(float(w), part.meta, _torch_network(part)) for w, part in zip(weights, parts)]
 
-    def saliency(self, record: PreparedRecord, target: int) -> np.ndarray:
+    def saliency(self, record: PreparedRecord, target: int, exited: bool | None = None) -> np.ndarray:
         """(12, n_windows), non-negative, summing to 1: evidence for class ``target`` per lead-second
-        (for a record an ensemble's cascade lets its signal members decide, theirs alone)."""
+        (for a record an ensemble's cascade lets its signal members decide, theirs alone; ``exited``
+        says whether it does when the caller already knows, else the members are run to find out)."""
         nets = self.nets
-        if self.model.meta.get("cascade") and cascade_exits(self.model, member_probabilities(self.model, [record]))[0]:
-            nets = [self.nets[i] for i in self.model.meta["cascade"]["members"]]
+        if self.model.meta.get("cascade"):
+            if exited is None:
+                exited = bool(cascade_exits(self.model, member_probabilities(self.model, [record]))[0])
+            if exited:
+                nets = [self.nets[i] for i in self.model.meta["cascade"]["members"]]
         total = sum(weight * normalise(_network_saliency(net, meta, record, target)) for weight, meta, net in nets)
         return normalise(total)
 
     def explain(self, record: PreparedRecord) -> dict:
         """Predicted label, probabilities, saliency (for the predicted class) and the deletion test."""
         classes = self.model.meta["classes"]
-        probs = predict_prepared(self.model, [record])[0]
+        exited = None
+        if self.model.members:  # every member once: the probabilities and, for a cascade, who decided
+            per_member = member_probabilities(self.model, [record])
+            probs = ensemble_probabilities(self.model, per_member)[0]
+            exited = bool(cascade_exits(self.model, per_member)[0])
+        else:
+            probs = predict_prepared(self.model, [record])[0]
         target = int(probs.argmax())
-        saliency = self.saliency(record, target)
+        saliency = self.saliency(record, target, exited)
         return {
             "record": record.name,
             "label": classes[target],
