@@ -67,7 +67,8 @@ def train(config: dict, store: Path, logs: Path) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(config, handle)
     log = logs / f"{config['name']}.log"
-    env = {**os.environ, "PIPELINE_STORE": str(store)}
+    # checkpoints beside the ablation store, not in the repository's artifacts/work
+    env = {**os.environ, "PIPELINE_STORE": str(store), "PIPELINE_WORK": str(store.parent / f"{store.name}-work")}
     with log.open("w") as out:
         rc = subprocess.call([sys.executable, "-m", "pipeline.cli", "train", "separator", "--config", handle.name,
                               "--data", config["data"]], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)

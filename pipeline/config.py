@@ -92,7 +92,7 @@ class EcgScalogram(StrictModel):
 class EcgMember(StrictModel):
     """One view of a deep ensemble: a network trained once per seed."""
 
-    name: Literal["timm_cnn", "cnn1d", "cnn_lstm"]
+    name: Literal["timm_cnn", "cnn1d", "resnet1d", "cnn_lstm"]
     args: dict[str, Any] = Field(default_factory=dict)
     rhythm_features: bool = False
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -110,7 +110,7 @@ class EcgCascade(StrictModel):
 
 
 class EcgModel(StrictModel):
-    name: Literal["timm_cnn", "cnn1d", "cnn_lstm", "rule", "ensemble"] = "cnn_lstm"
+    name: Literal["timm_cnn", "cnn1d", "resnet1d", "cnn_lstm", "rule", "ensemble"] = "cnn_lstm"
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model.")
     rhythm_features: bool = Field(
         True, description="Feed heart-rate and RR-irregularity features into the network head."

@@ -10,7 +10,10 @@ from pipeline.config import EcgConfig
 from pipeline.errors import UserError
 from pipeline.models import available_models, create_model
 
-SMALL = {"timm_cnn": {"backbone": "resnet18"}, "cnn_lstm": {"channels": [4, 8]}, "cnn1d": {"channels": [8, 16]}}
+SMALL = {
+    "timm_cnn": {"backbone": "resnet18"}, "cnn_lstm": {"channels": [4, 8]}, "cnn1d": {"channels": [8, 16]},
+    "resnet1d": {"channels": [8, 16, 16]},
+}
 
 
 def _inputs(model, batch=3, windows=10):
@@ -20,7 +23,7 @@ def _inputs(model, batch=3, windows=10):
 
 
 def test_registry_lists_every_model():
-    assert set(available_models()) == {"timm_cnn", "cnn_lstm", "cnn1d"}
+    assert set(available_models()) == {"timm_cnn", "cnn_lstm", "cnn1d", "resnet1d"}
     with pytest.raises(ValueError, match="choose one of"):
         create_model("resnet9000", n_classes=4)
 
@@ -39,11 +42,31 @@ def test_forward_shape_and_every_parameter_gets_a_gradient(name, n_features):
     assert not missing
 
 
-@pytest.mark.parametrize("name", ["cnn_lstm", "cnn1d"])
+@pytest.mark.parametrize("name", ["cnn_lstm", "cnn1d", "resnet1d"])
 def test_variable_record_length(name):
     model = create_model(name, n_classes=4, **SMALL[name]).eval()
     for windows in (8, 15):
         assert model(_inputs(model, 2, windows), torch.zeros(2, 1)).shape == (2, 4)
+
+
+def _receptive_field_samples(encode, samples=1000) -> int:
+    """Input samples that reach the middle position of the last feature map (nonzero gradient)."""
+    x = torch.randn(1, 12, samples, requires_grad=True)
+    hidden = encode(x)
+    hidden[0, :, hidden.shape[-1] // 2].sum().backward()
+    reached = np.flatnonzero(x.grad[0].abs().sum(0).numpy())
+    return int(reached[-1] - reached[0] + 1)
+
+
+def test_resnet1d_sees_several_beats_where_cnn1d_sees_one():
+    """The reason resnet1d exists: at 100 Hz its last layer spans > 2 s (two or three beats), cnn1d's ~1 s."""
+    torch.manual_seed(0)
+    resnet = create_model("resnet1d", n_classes=4).eval()
+    plain = create_model("cnn1d", n_classes=4).eval()
+    assert _receptive_field_samples(lambda x: resnet.blocks(resnet.stem(x))) > 200
+    assert _receptive_field_samples(plain.encoder) < 120
+    with pytest.raises(ValueError, match="odd"):
+        create_model("resnet1d", n_classes=4, kernel=8)
 
 
 def test_timm_local_weights_file_is_loaded(tmp_path):
@@ -79,7 +102,7 @@ def test_timm_missing_weights_file_and_offline_hub(tmp_path, monkeypatch):
         create_model("timm_cnn", n_classes=4, backbone="resnet18", pretrained="imagenet")
 
 
-@pytest.mark.parametrize("name", ["cnn_lstm", "cnn1d"])
+@pytest.mark.parametrize("name", ["cnn_lstm", "cnn1d", "resnet1d"])
 def test_onnx_export_matches_torch(tmp_path, name):
     from pipeline.ecg.bundle import ONNX, load_bundle, save_bundle
 

@@ -39,6 +39,8 @@ def _assert_one_error(result, code: int = 2, contains: str = ""):
     (["predict", "rec", "--model"], "requires an argument"),
     (["separate", "song.wav", "--threshold", "abc"], "Invalid value for '--threshold'"),
     (["separate", "song.wav", "--threshold", "2"], "Invalid value for '--threshold'"),
+    (["separate", "song.wav", "--input-rms-db", "-500"], "Invalid value for '--input-rms-db'"),
+    (["models", "retune", "svs-default", "--input-rms-db", "3"], "Invalid value for '--input-rms-db'"),
     (["train", "ecg"], "Missing option '--config'"),
     (["stems", "get", "track"], "Missing option '--out'"),
 ])

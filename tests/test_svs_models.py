@@ -150,6 +150,8 @@ def test_level_normalised_training_batches_do_not_depend_on_the_input_gain():
     assert patch_gains(np.zeros((1, 10)), -26.0)[0, 0] == 1.0
     with pytest.raises(ValidationError, match="must be fed that level"):
         SvsConfig.model_validate({"train": {"input_rms_db": -26.0}})
+    with pytest.raises(ValidationError, match="greater than or equal to -100"):  # below any real recording's floor
+        SvsConfig.model_validate({"separate": {"input_rms_db": -500.0}})
 
 
 @pytest.mark.parametrize("stem_levels", [0, 2])

@@ -46,10 +46,11 @@ def _fit(model, data, epochs, checkpoint=None, stop_after_batches=None, patience
     )
 
 
-def test_cnn1d_learns_a_separable_problem():
+@pytest.mark.parametrize("name", ["cnn1d", "resnet1d"])
+def test_signal_networks_learn_a_separable_problem(name):
     torch.manual_seed(0)
     data = _toy()
-    model = create_model("cnn1d", n_classes=4, channels=[8, 16])
+    model = create_model(name, n_classes=4, channels=[8, 16])
     _fit(model, data, epochs=12)
     held_out = _toy(40, seed=1)
     logits = predict_logits(model, held_out, torch.device("cpu"), make_input_fn("signal", 32, EcgAugment()))

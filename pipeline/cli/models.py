@@ -38,7 +38,7 @@ def retune(
     run: Optional[str] = typer.Option(None, "--run", help="Run id to start from (default: the latest)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold."),
     wiener: Optional[bool] = typer.Option(None, "--wiener/--no-wiener", help="Soft Wiener-like post-filter."),
-    input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network."),
+    input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", min=-100.0, max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network."),
     reason: str = typer.Option("", "--reason", help="A sentence for the model card: how the settings were chosen."),
 ) -> None:
     """Publish a separator again with other inference defaults (same weights, new run, latest moved to it)."""

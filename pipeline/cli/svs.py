@@ -21,7 +21,7 @@ def separate(
     fmt: str = typer.Option("flac", "--format", help="Stem format: flac (24-bit) or wav (float)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's; 0.2 for the bundled svs-default)."),
     wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),
-    input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
+    input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", min=-100.0, max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
     allow_clipping: bool = typer.Option(False, "--allow-clipping", help="Separate heavily clipped input anyway."),
 ) -> None:
     """Split a song into vocals and accompaniment; stems go to the store under stems/<track>/<run>/."""
@@ -72,7 +72,7 @@ def evaluate_separator_command(
     subset: str = typer.Option("all", "--subset", help="all; test = only the tracks the model held out in training; val = its validation tracks (choose options here)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Voice-probability threshold (default: the model's; 0.2 for the bundled svs-default)."),
     wiener: bool = typer.Option(False, "--wiener", help="Apply the soft Wiener-like post-filter (off in the paper)."),
-    input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
+    input_rms_db: Optional[float] = typer.Option(None, "--input-rms-db", min=-100.0, max=0.0, help="Scale each chunk to this RMS level (dBFS) before the network (default: the model's; -26 is the training level)."),
     full_band: bool = typer.Option(False, "--full-band", help="Separate each mixture file at its own rate and channels (as 'pipeline separate') and score SDR/SIR/SAR/ISR there, museval-style: BSS Eval images in 1-s windows, median. Needs <track>/mixture.*."),
 ) -> None:
     """NSDR/GNSDR/GSIR/GSAR of a separator beside the oracle IBM and the unprocessed mixture (at the model rate; --full-band: SDR/SIR/SAR/ISR at the tracks' own rate)."""

@@ -40,4 +40,4 @@ def create_model(name: str, n_classes: int, n_features: int = 0, **kwargs):
 
 
 def _import_all() -> None:
-    from pipeline.models import cnn1d, cnn_lstm, timm_cnn  # noqa: F401  (registration side effect)
+    from pipeline.models import cnn1d, cnn_lstm, resnet1d, timm_cnn  # noqa: F401  (registration side effect)

@@ -98,7 +98,7 @@ class SvsTrain(StrictModel):
     val_every: int = Field(250, ge=1, description="Steps between validation/checkpoint.")
     threads: int = Field(2, ge=1, description="torch CPU threads.")
     eval_max_tracks: int | None = Field(None, ge=1, description="Score at most this many held-out tracks (evenly spread); None = all.")
-    input_rms_db: float | None = Field(None, le=0, description="Scale each training patch so its mixture has this RMS (dBFS) before the network (voice and accompaniment alike: the IBM is unchanged), the level separate.input_rms_db feeds it; None: patches at their augmented gain.")
+    input_rms_db: float | None = Field(None, ge=-100, le=0, description="Scale each training patch so its mixture has this RMS (dBFS) before the network (voice and accompaniment alike: the IBM is unchanged), the level separate.input_rms_db feeds it; None: patches at their augmented gain.")
     device: str = "auto"
     init_from: str | None = Field(None, description="Start from this published run's weights (NAME@RUN or folder) and skip stage 1: continued training.")
     augment: SvsAugment = Field(default_factory=SvsAugment)
@@ -108,7 +108,7 @@ class SvsSeparate(StrictModel):
     chunk_s: float = Field(20.0, gt=0, description="Audio seconds per inference chunk.")
     context_s: float = Field(2.0, ge=0, description="Extra seconds each side of a chunk, discarded after.")
     wiener: bool = Field(False, description="Soft Wiener-like post-filter (off: the paper's mask).")
-    input_rms_db: float | None = Field(None, le=0, description="Scale each chunk to this RMS level (dBFS) before the network (the mask still scales the input as is); None: no scaling.")
+    input_rms_db: float | None = Field(None, ge=-100, le=0, description="Scale each chunk to this RMS level (dBFS) before the network (the mask still scales the input as is); None: no scaling.")
 
 
 class SvsConfig(StrictModel):
