@@ -7,6 +7,7 @@ CLI pays before doing anything) for the cold start, and the torch backend for wa
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -67,7 +68,9 @@ def main() -> None:
         ("target cold <= 2 s, warm >= 50 records/s", "met" if result["target_met"] else "NOT met"),
         ("stretch target warm >= 100 records/s", "met" if result["stretch_target_met"] else "NOT met"),
     ]
-    emit("predict", result, rows, args.json)
+    # another model's figures go to their own file: bench/results/predict.json is the bundled default's
+    name = "predict" if args.model == "ecg-default" else "predict-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model)
+    emit(name, result, rows, args.json)
 
 
 if __name__ == "__main__":

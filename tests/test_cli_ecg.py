@@ -92,6 +92,20 @@ def test_predict_with_the_bundled_default_model(cli, tmp_store):
     assert row["model"] == "ecg-default" and row["label"] in CLASSES
 
 
+def test_bundled_fast_model_gives_the_same_answers_through_onnx_and_torch(cli, tmp_store):
+    """ecg-fast's resnet1d members are exported as float16 ONNX: both backends must agree on every sample record."""
+    outputs = {}
+    for backend in ("onnx", "torch"):
+        result = cli("predict", *sorted(SAMPLE_ECG.glob("*.hea")), "--model", "ecg-fast", "--json", "--backend", backend)
+        assert result.code == 0, result.err
+        outputs[backend] = [json.loads(line) for line in result.out.splitlines()]
+    assert len(outputs["onnx"]) == 12 and outputs["onnx"][0]["model"].startswith("ecg-fast")
+    for onnx_row, torch_row in zip(outputs["onnx"], outputs["torch"]):
+        assert onnx_row["label"] == torch_row["label"]
+        for name in CLASSES:
+            assert onnx_row["probabilities"][name] == pytest.approx(torch_row["probabilities"][name], abs=1e-3)
+
+
 def test_predict_with_the_rule_baseline(cli):
     result = cli("predict", SAMPLE_ECG / "JS00012.mat", SAMPLE_ECG / "JS00013.mat", "--model", "rule", "--json")
     assert result.code == 0, result.err
