@@ -29,8 +29,8 @@ DEFAULT_MODEL = "ecg-default"
 def resolve_model(spec: str | None, store=None, backend: str = "auto") -> LoadedModel:
     """A model folder path, ``NAME`` or ``NAME@RUN_ID`` in the store, or ``rule``.
 
-    ``ecg-default`` falls back to the copy bundled in the repository when the store
-    (e.g. a fresh ``PIPELINE_STORE``) has none.
+    A name the store (e.g. a fresh ``PIPELINE_STORE``) lacks falls back to the models bundled in the
+    repository (``ecg-default``, ``ecg-fast``), as separators do.
     """
     from pipeline.store import DEFAULT_ROOT, Store, validate_id
 
@@ -47,7 +47,7 @@ def resolve_model(spec: str | None, store=None, backend: str = "auto") -> Loaded
     if run:
         validate_id(run, "run id")
     stores = [store or Store.open()]
-    if name == DEFAULT_MODEL and stores[0].root != str(DEFAULT_ROOT):
+    if stores[0].root != str(DEFAULT_ROOT):
         stores.append(Store.open(DEFAULT_ROOT))
     for current in stores:
         run_id = run or current.latest("models", "ecg", name)
