@@ -81,8 +81,8 @@ def _run_interrupted(tmp_path, module, function, sig, *args, after=2):
     """Run the CLI in a child that sends itself ``sig`` on call number ``after`` of ``module.function``."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
     script = _DRIVER.format(module=module, function=function, signal=sig, after=after)
-    # the child starts with SIGINT at its default, as a shell's foreground command does: a parent that ignores it
-    # (a background job; this test process after some Prefect fixtures) passes SIG_IGN on, and Python then
+    # the child starts with SIGINT at its default, as a shell's foreground command does: pytest run as a background
+    # job of a non-interactive shell (`pytest &`) ignores SIGINT, its children inherit SIG_IGN, and Python then
     # rightly leaves an inherited "ignore" alone
     return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120, env=_env(tmp_path),

@@ -38,7 +38,10 @@ class ResidualBlock(nn.Module):
 
 @register_model("resnet1d")
 class ResNet1d(nn.Module):
-    """Stem conv, residual blocks halving the rate, global average + max pooling, linear head."""
+    """Stem conv, residual blocks halving the rate, global average + max pooling, linear head.
+
+    ``dropout`` acts inside each block; the head keeps ``cnn1d``'s 0.3.
+    """
 
     input_kind = "signal"
 
