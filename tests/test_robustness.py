@@ -638,6 +638,23 @@ def test_damaged_separator_model_folder_is_one_line(tmp_path, damage, backend, m
     assert "\n" not in str(info.value)
 
 
+def test_limb_leads_that_cannot_be_one_recording_are_classified_with_a_note(cli, tmp_path):
+    def swap_ii_and_iii(header):
+        lines = header.splitlines()
+        for k, line in enumerate(lines):
+            if line.endswith(" II"):
+                lines[k] = line[:-3] + " III"
+            elif line.endswith(" III"):
+                lines[k] = line[:-4] + " II"
+        return "\n".join(lines) + "\n"
+
+    clean = cli("predict", SAMPLE_ECG / "JS00007", "--model", "rule")
+    assert clean.code == 0 and "note:" not in clean.err
+    swapped = cli("predict", _record(tmp_path / "data", swap_ii_and_iii), "--model", "rule")
+    assert swapped.code == 0 and swapped.out.startswith(str(tmp_path / "data" / "JS00007"))
+    assert [line for line in swapped.err.splitlines() if line.startswith("note: JS00007: the limb leads break")]
+
+
 def test_model_option_naming_a_file_says_so(cli, tmp_path):
     _assert_one_error(cli("predict", SAMPLE_ECG / "JS00007", "--model", SAMPLE_ECG / "JS00007.hea"),
                       contains="is a file")

@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.config import EcgConfig, config_hash
+from pipeline.ecg.quality import limb_lead_note
 from pipeline.errors import UserError
 from pipeline.io.ecg import EcgRecord, read_record, record_base, to_standard_leads
 from pipeline.labels import RhythmLabel, rhythm_label
@@ -61,16 +62,19 @@ class PreparedRecord:
 
 
 def preprocess_signal(record: EcgRecord, cfg: EcgConfig) -> tuple[np.ndarray, str | None]:
-    """12 standard leads, resampled, baseline-free, band-limited (optional), trimmed/padded."""
+    """12 standard leads, resampled, baseline-free, band-limited (optional), trimmed/padded; the note
+    says what the user should know (padding, extra windows, limb leads that cannot be one recording)."""
     pre = cfg.preprocess
     x = to_standard_leads(record)
+    quality = limb_lead_note(x, record.name)
     x = ecg_tf.resample(x, record.fs, pre.fs)
     x = ecg_tf.remove_baseline(x, pre.fs, pre.median_windows_s, pre.median_rate_hz)
     if pre.bandpass_hz is not None:
         x = ecg_tf.bandpass(x, pre.fs, pre.bandpass_hz)
-    return ecg_tf.fit_length(
+    x, note = ecg_tf.fit_length(
         x, pre.fs, cfg.scalogram.window_s, pre.duration_s, pre.short_records, pre.min_duration_s, record.name
     )
+    return x, "; ".join(n for n in (note, quality) if n) or None
 
 
 def prepare_record(
