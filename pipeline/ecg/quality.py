@@ -1,8 +1,8 @@
 """Is this a recorded 12-lead ECG? The six limb leads must obey Einthoven's and Goldberger's relations.
 
 Electrocardiographs record two limb leads and derive the other four (III = II - I, aVR = -(I + II)/2,
-aVL = I - II/2, aVF = II - I/2), so a recording obeys them up to rounding and filtering: on the 971 real
-records in ../shared (Chapman-Shaoxing, and 37 from other hospitals) the largest deviation is 0.026 of the
+aVL = I - II/2, aVF = II - I/2), so a recording obeys them up to rounding and filtering: on the 959 readable
+records in ../shared (922 Chapman-Shaoxing, 37 from other hospitals) the largest deviation is 0.026 of the
 limb-lead level. Synthetic signals and swapped or mislabelled limb leads break them (the same square wave in
 every lead: 1.41; independent uniform noise per lead: 1.24). The networks still answer for such input, often
 confidently, so prediction says so in a note instead of staying silent.

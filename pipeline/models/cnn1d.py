@@ -33,8 +33,13 @@ class Cnn1d(nn.Module):
 
     def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """x: (batch, 12, samples); features: (batch, n_features) -> (batch, classes)."""
-        hidden = self.encoder(x)
-        pooled = torch.cat([hidden.mean(dim=-1), hidden.amax(dim=-1)], dim=-1)
-        if self.n_features:
-            pooled = torch.cat([pooled, features], dim=-1)
-        return self.head(pooled)
+        return pooled_head(self.head, self.encoder(x), features if self.n_features else None)
+
+
+def pooled_head(head: nn.Module, hidden: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+    """Global average + max pooling over time of ``hidden`` (batch, channels, time), the rhythm
+    features appended when given, through ``head``: the 1-D networks' shared classifier."""
+    pooled = torch.cat([hidden.mean(dim=-1), hidden.amax(dim=-1)], dim=-1)
+    if features is not None:
+        pooled = torch.cat([pooled, features], dim=-1)
+    return head(pooled)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pipeline.models import register_model
+from pipeline.models.cnn1d import pooled_head
 
 
 class ResidualBlock(nn.Module):
@@ -67,8 +68,4 @@ class ResNet1d(nn.Module):
 
     def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """x: (batch, 12, samples); features: (batch, n_features) -> (batch, classes)."""
-        hidden = self.blocks(self.stem(x))
-        pooled = torch.cat([hidden.mean(dim=-1), hidden.amax(dim=-1)], dim=-1)
-        if self.n_features:
-            pooled = torch.cat([pooled, features], dim=-1)
-        return self.head(pooled)
+        return pooled_head(self.head, self.blocks(self.stem(x)), features if self.n_features else None)
