@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError, loading_model, read_user_json
-from pipeline.svs.config import SvsConfig
+from pipeline.svs.config import SvsConfig, SvsStft
 
 META = "model.json"
 WEIGHTS = "model.pt"
@@ -156,8 +156,9 @@ class LoadedSeparator:
 def build_model(meta: dict):
     from pipeline.svs.models import create_separator
 
-    windows = meta.get("config", {}).get("stft", {}).get("extra_windows", [])
-    return create_separator(meta["model_name"], meta["n_bins"], in_channels=1 + len(windows), **meta["model_args"])
+    stft = meta.get("config", {}).get("stft")
+    in_channels = SvsStft.model_validate(stft).in_channels if stft else 1
+    return create_separator(meta["model_name"], meta["n_bins"], in_channels=in_channels, **meta["model_args"])
 
 
 def load_bundle(folder: Path, backend: str = "auto", run_id: str | None = None) -> LoadedSeparator:
