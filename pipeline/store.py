@@ -158,7 +158,7 @@ def claim_lease_s() -> float:
 def _claim_is_stale(claim: dict[str, Any]) -> bool:
     """Its writer is gone: a dead pid on this host, an expired lease, or an unreadable claim."""
     pid = claim.get("pid")
-    if claim.get("host") == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
+    if claim.get("host") == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid):
         return True
     try:
         claimed = dt.datetime.fromisoformat(claim["claimed_utc"])
@@ -167,7 +167,8 @@ def _claim_is_stale(claim: dict[str, Any]) -> bool:
     return (dt.datetime.now(dt.timezone.utc) - claimed).total_seconds() > claim_lease_s()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     if pid <= 0:
         return False
     try:

@@ -712,3 +712,32 @@ def test_flow_run_logs_a_user_error_without_its_traceback():
     quiet, bug = record(UserError("bad inbox")), record(ValueError("a bug"))
     assert _UserErrorWithoutTraceback().filter(quiet) and quiet.exc_info is None
     assert _UserErrorWithoutTraceback().filter(bug) and bug.exc_info is not None
+
+
+def test_scratch_of_a_killed_process_is_removed_by_the_next_one(tmp_path, monkeypatch):
+    """kill -9 skips TemporaryDirectory's cleanup; the next scratch folder of the same kind removes it,
+    and leaves live owners' and other hosts' folders alone."""
+    import tempfile
+
+    from pipeline.scratch import scratch_dir
+
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, pathlib\n"
+        "from pipeline.scratch import scratch_dir\n"
+        "d = scratch_dir('pipeline-separate-')\n"
+        "(pathlib.Path(d.name) / 'vocals.flac').write_bytes(b'x' * 1000)\n"
+        "print(d.name, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")], capture_output=True, text=True, env=env)
+    assert killed.returncode == -signal.SIGKILL
+    leaked = Path(killed.stdout.strip())
+    assert leaked.parent == tmp_path and (leaked / "vocals.flac").is_file()
+    dead_pid = leaked.name.split(".")[1].split("-")[0]
+    other_host = tmp_path / f"pipeline-separate-00000000.{dead_pid}-abc"  # same dead pid, another host
+    other_host.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with scratch_dir("pipeline-separate-") as live:
+        with scratch_dir("pipeline-separate-") as second:
+            assert not leaked.exists()
+            assert Path(live).is_dir() and Path(second).is_dir() and other_host.is_dir()
+    assert not Path(live).exists() and not Path(second).exists()

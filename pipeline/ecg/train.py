@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from pipeline.ecg.splits import read_record_list
 from pipeline.errors import UserError
 from pipeline.evaluation import calibration_report, classification_report, plot_confusion, plot_reliability, subgroup_recall
 from pipeline.models.rule import rule_predict
+from pipeline.scratch import scratch_dir
 from pipeline.transforms.rhythm import NETWORK_FEATURE_COUNT, feature_vector_for_network
 
 
@@ -295,7 +295,7 @@ def train_ecg(cfg: EcgConfig, data: str | Path | list, store=None, cv: bool = Tr
     work = work_dir_for(cfg, data)
     work.mkdir(parents=True, exist_ok=True)
     sources = [str(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir("pipeline-ecg-train-") as tmp:
         bundle = Path(tmp) / "bundle"
         metrics: dict = {"n_records": len(dataset.records), "n_skipped": len(dataset.skipped),
                          "skipped": [{"record": n, "reason": r} for n, r in dataset.skipped],

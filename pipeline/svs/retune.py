@@ -9,10 +9,10 @@ naming the run it derives from, the manifest last and ``latest`` moved to it.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.scratch import scratch_dir
 
 CARD_MARKER = "inference-defaults"
 
@@ -33,7 +33,7 @@ def retune_separator(store, name: str, run_id: str | None = None, *, threshold: 
     if manifest is None:
         raise UserError(f"no separator {name}{'@' + parent if parent else ''} in the store {store.root}")
     new = new_run_id()
-    with tempfile.TemporaryDirectory(prefix="pipeline-retune-") as tmp:
+    with scratch_dir("pipeline-retune-") as tmp:
         files = store.fetch_run(("models", "svs", name, parent), tmp)
         meta = json.loads(Path(files[META]).read_text())
         cfg = SvsConfig.model_validate(meta["config"])

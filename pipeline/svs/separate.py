@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.scratch import scratch_dir
 from pipeline.svs.bundle import LoadedSeparator, resolve_model
 
 STEMS = ("vocals", "accompaniment")
@@ -155,7 +156,7 @@ def separate_file(path, model=None, store=None, out_dir=None, *, fmt: str = "fla
     if done is not None:  # runs are immutable: the same file, model and settings were separated before
         return _already_separated(store, done, track_id, run_id, sep, info, out_dir, started)
     names = {stem: f"{stem}.{fmt}" for stem in STEMS}
-    with tempfile.TemporaryDirectory(prefix="pipeline-separate-") as tmp:
+    with scratch_dir("pipeline-separate-") as tmp:
         tmp = Path(tmp)
         with atomic_writer(tmp / names["vocals"], info.sample_rate, info.channels, fmt) as voc_out, \
                 atomic_writer(tmp / names["accompaniment"], info.sample_rate, info.channels, fmt) as acc_out:
@@ -211,7 +212,7 @@ def _already_separated(store, manifest: dict, track_id: str, run_id: str, sep, i
     names = manifest.get("stems") or {s: f"{s}.flac" for s in STEMS}
     prefix = ("stems", track_id, run_id)
     if out_dir is not None:
-        with tempfile.TemporaryDirectory(prefix="pipeline-separate-") as tmp:
+        with scratch_dir("pipeline-separate-") as tmp:
             for stem in STEMS:
                 store.get_file((*prefix, names[stem]), Path(tmp) / names[stem])
             _copy_out(Path(tmp), Path(out_dir) / track_id, names)

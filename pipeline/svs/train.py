@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from pipeline.config import REPO_ROOT, config_hash, dump_config
 from pipeline.errors import UserError
+from pipeline.scratch import scratch_dir
 from pipeline.svs.config import SvsConfig
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def train_separator(cfg: SvsConfig, data, store=None, progress: bool = True, *, 
     meta = {"task": "svs", "name": cfg.name, "model_name": cfg.model.name, "model_args": cfg.model.args,
             "n_bins": cfg.stft.n_bins, "config": cfg.model_dump(mode="json"), **meta_extra}
     report = None
-    with tempfile.TemporaryDirectory(prefix="pipeline-svs-train-") as tmp:
+    with scratch_dir("pipeline-svs-train-") as tmp:
         tmp = Path(tmp)
         if split["test"]:
             sep = LoadedSeparator(tmp, meta, TorchRunner(model), run_id)
