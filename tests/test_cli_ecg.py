@@ -92,14 +92,16 @@ def test_predict_with_the_bundled_default_model(cli, tmp_store):
     assert row["model"] == "ecg-default" and row["label"] in CLASSES
 
 
-def test_bundled_fast_model_gives_the_same_answers_through_onnx_and_torch(cli, tmp_store):
-    """ecg-fast's resnet1d members are exported as float16 ONNX: both backends must agree on every sample record."""
+@pytest.mark.parametrize("model", ["ecg-default", "ecg-fast", "ecg-scalogram"])
+def test_bundled_models_give_the_same_answers_through_onnx_and_torch(cli, tmp_store, model):
+    """The bundled models' members are exported as float16 ONNX: both backends must agree on every sample record
+    (a fresh store: each name falls back to the repository's bundle)."""
     outputs = {}
     for backend in ("onnx", "torch"):
-        result = cli("predict", *sorted(SAMPLE_ECG.glob("*.hea")), "--model", "ecg-fast", "--json", "--backend", backend)
+        result = cli("predict", *sorted(SAMPLE_ECG.glob("*.hea")), "--model", model, "--json", "--backend", backend)
         assert result.code == 0, result.err
         outputs[backend] = [json.loads(line) for line in result.out.splitlines()]
-    assert len(outputs["onnx"]) == 12 and outputs["onnx"][0]["model"].startswith("ecg-fast")
+    assert len(outputs["onnx"]) == 12 and outputs["onnx"][0]["model"].startswith(model)
     for onnx_row, torch_row in zip(outputs["onnx"], outputs["torch"]):
         assert onnx_row["label"] == torch_row["label"]
         for name in CLASSES:

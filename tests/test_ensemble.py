@@ -388,6 +388,7 @@ def test_kfold_ensemble_scores_every_record_out_of_fold_and_picks_views(tmp_path
     assert sum(meta["weights"]) == pytest.approx(1.0)
     card = (tmp_path / "bundle" / "MODEL_CARD.md").read_text()
     assert "cross-fitted" in card and "out-of-fold" in card
+    assert "| m0 " in card and "| m1 " in card  # selection rows name views as members are named (m<view>)
 
 
 @pytest.mark.slow

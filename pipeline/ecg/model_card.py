@@ -131,7 +131,8 @@ def _ensemble_section(cfg: EcgConfig, metrics: dict) -> list[str]:
             "",
         ]
         if val.get("selection"):
-            names = {v: f"{m.name}{'+rhythm' if m.rhythm_features else ''}" for v, m in enumerate(cfg.model.members)}
+            # m<view> as in the member names: two views of one network (other arguments) stay apart
+            names = {v: f"m{v} {m.name}{'+rhythm' if m.rhythm_features else ''}" for v, m in enumerate(cfg.model.members)}
             lines += [f"Views chosen out-of-fold among {len(val['selection'])} subsets (highest accuracy, then lowest "
                       "log-loss; the choice is made on these numbers, so the best row is optimistic):", "",
                       "| views | out-of-fold accuracy | log-loss |", "|---|---:|---:|",

@@ -30,7 +30,7 @@ def resolve_model(spec: str | None, store=None, backend: str = "auto") -> Loaded
     """A model folder path, ``NAME`` or ``NAME@RUN_ID`` in the store, or ``rule``.
 
     A name the store (e.g. a fresh ``PIPELINE_STORE``) lacks falls back to the models bundled in the
-    repository (``ecg-default``, ``ecg-fast``), as separators do.
+    repository (``ecg-default``, ``ecg-fast``, ``ecg-scalogram``), as separators do.
     """
     from pipeline.store import DEFAULT_ROOT, Store, validate_id
 
