@@ -465,7 +465,7 @@ def test_device_part_configs_train_the_members_the_full_config_reuses(tmp_path):
     parts = [load_config(p, EcgConfig) for p in sorted(tmp_path.glob("part-*.yaml"))]
     got = {(member_config(p, 0, p.model.members[0].seeds[0]).model.name, p.model.members[0].seeds[0],
             member_fingerprint(member_config(p, 0, p.model.members[0].seeds[0]))) for p in parts}
-    assert len(parts) == len(wanted) == 9 and got == wanted
+    assert len(parts) == len(wanted) == 15 and got == wanted  # 5 views x 3 seeds
     assert all(len(p.model.members) == 1 and len(p.model.members[0].seeds) == 1 for p in parts)
     assert {(p.train.folds, p.seed) for p in parts} == {(full.train.folds, full.seed)}  # the same folds and records
 
